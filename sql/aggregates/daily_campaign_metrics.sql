@@ -1,0 +1,22 @@
+-- reporting.daily_campaign_metrics: one row per day and campaign (SPEC §4).
+-- {{tz}} is replaced by the configured reporting_timezone as a quoted literal.
+-- A missing or empty UTM value groups under '(none)'.
+-- revenue counts properties.revenue of purchase events only when it is a JSON
+-- number; any other value counts as 0 and never fails the refresh.
+SELECT
+    (e.occurred_at AT TIME ZONE {{tz}})::date                  AS day,
+    coalesce(nullif(e.utm_source, ''), '(none)')               AS utm_source,
+    coalesce(nullif(e.utm_medium, ''), '(none)')               AS utm_medium,
+    coalesce(nullif(e.utm_campaign, ''), '(none)')             AS utm_campaign,
+    count(*)                                                   AS events,
+    count(*) FILTER (WHERE e.event = 'page_view')              AS page_views,
+    count(DISTINCT e.user_id)                                  AS visitors,
+    count(DISTINCT e.session_id)                               AS sessions,
+    count(*) FILTER (WHERE e.event = 'signup')                 AS signups,
+    count(*) FILTER (WHERE e.event = 'purchase')               AS purchases,
+    coalesce(sum(CASE
+        WHEN e.event = 'purchase' AND jsonb_typeof(e.properties -> 'revenue') = 'number'
+        THEN (e.properties ->> 'revenue')::numeric
+    END), 0)                                                   AS revenue
+FROM marketing.events AS e
+GROUP BY 1, 2, 3, 4

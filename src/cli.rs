@@ -1,0 +1,64 @@
+//! The command line (clap derive): commands, flags and their help text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// tally keeps marketing analytics in PostgreSQL fast and fresh: monthly
+/// event partitions, daily aggregates refreshed on schedule, Prometheus metrics.
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file; without one, built-in defaults serve.
+    #[arg(long, global = true, env = "TALLY_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the worker: migrate, ensure partitions, refresh aggregates on
+    /// schedule, serve /metrics, /healthz and /readyz until SIGTERM/SIGINT.
+    Run {
+        /// Do not apply pending migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending schema migrations and exit.
+    Migrate,
+    /// Create missing and future monthly partitions; print what was done.
+    Partitions {
+        /// Print what would be done and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Refresh all aggregates, or the named ones, now (same locking and
+    /// history as the worker).
+    Refresh {
+        /// Aggregate names; all enabled aggregates when omitted.
+        names: Vec<String>,
+    },
+    /// Show freshness and history per aggregate, and partitions per table.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a generated marketing data set, refresh, print a campaign report
+    /// and keep the worker running. Without DATABASE_URL, uses a throwaway
+    /// PostgreSQL cluster that is removed on exit.
+    Demo {
+        /// Number of events to generate.
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// Seed of the generator: the same seed gives the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u32,
+        /// Print the report and exit instead of running the worker.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Check the worker's /healthz (for container HEALTHCHECK); exit 0 if healthy.
+    Healthcheck,
+}

@@ -1,0 +1,185 @@
+//! What each command does, given parsed arguments: load the config and the
+//! environment, connect, call into the library, print results on stdout.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregates;
+use crate::cli::{Cli, Command};
+use crate::config::{Config, ConfigError};
+use crate::db::{self, DatabaseUrl, Patience};
+use crate::demo::{self, DemoOptions, GenerateOptions};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::refresh::{RefreshOutcome, Refresher};
+use crate::worker::{self, RunOptions};
+
+/// The metrics address unless `TALLY_METRICS_ADDR` says otherwise.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9755";
+
+/// Runs one command to completion.
+pub async fn execute(cli: Cli) -> Result<(), Error> {
+    let shutdown = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(shutdown.clone())
+        .map_err(|e| Error::runtime("installing signal handlers", e.to_string()))?;
+    if let Command::Healthcheck = cli.command {
+        let addr = metrics_addr()?;
+        return crate::http::healthcheck(addr).await.map_err(|e| Error::runtime("healthcheck", e));
+    }
+    let config = Arc::new(Config::load(cli.config.as_deref())?);
+    match cli.command {
+        Command::Demo { events, seed, once } => {
+            let options = DemoOptions {
+                generate: GenerateOptions { events, seed, ..GenerateOptions::default() },
+                once,
+                run: RunOptions { migrate: true, metrics_addr: metrics_addr()? },
+            };
+            demo::run(config, DatabaseUrl::from_env()?, options, shutdown).await
+        }
+        Command::Run { no_migrate } => {
+            let options = RunOptions { migrate: !no_migrate, metrics_addr: metrics_addr()? };
+            worker::run(config, &required_url()?, options, shutdown).await
+        }
+        Command::Migrate => {
+            let url = required_url()?;
+            let pool = connect(&config, &url, &shutdown).await?;
+            db::migrate(&pool, &url).await?;
+            Ok(())
+        }
+        Command::Partitions { dry_run } => partitions(&config, dry_run, &shutdown).await,
+        Command::Refresh { names } => refresh(config, &names, shutdown).await,
+        Command::Status { json } => status(&config, json, &shutdown).await,
+        Command::Healthcheck => Ok(()),
+    }
+}
+
+async fn partitions(config: &Config, dry_run: bool, shutdown: &CancellationToken) -> Result<(), Error> {
+    let pool = connect(config, &required_url()?, shutdown).await?;
+    let reports = crate::partitions::maintain(&pool, config, Utc::now().date_naive(), dry_run, None)
+        .await
+        .map_err(|e| Error::database("maintaining partitions", &e))?;
+    let verb = if dry_run { "would create" } else { "created" };
+    let mut failed = Vec::new();
+    for report in &reports {
+        let done = if dry_run { &report.plan.create } else { &report.created };
+        for month in done {
+            println!("{}: {verb} partition for {month}", report.table);
+        }
+        for (month, rows) in &report.plan.blocked {
+            println!("{}: cannot create {month} yet: {rows} rows for it are in the default partition", report.table);
+        }
+        if report.locked_elsewhere {
+            println!("{}: another tally process is maintaining partitions; try again later", report.table);
+        }
+        if done.is_empty() && report.plan.blocked.is_empty() && report.errors.is_empty() && !report.locked_elsewhere {
+            println!("{}: all partitions present; nothing to do", report.table);
+        }
+        failed.extend(report.errors.iter().cloned());
+    }
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(Error::runtime("partition maintenance", failed.join("; "))),
+    }
+}
+
+async fn refresh(config: Arc<Config>, names: &[String], shutdown: CancellationToken) -> Result<(), Error> {
+    let selected = if names.is_empty() {
+        aggregates::REGISTRY.iter().filter(|a| config.aggregate(a.name).is_some_and(|s| s.enabled)).collect()
+    } else {
+        aggregates::in_dependency_order(names).map_err(|unknown| {
+            Error::Usage(format!(
+                "no aggregate named {}; known aggregates: {}",
+                unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                aggregates::names().join(", ")
+            ))
+        })?
+    };
+    let pool = connect(&config, &required_url()?, &shutdown).await?;
+    let modes: Vec<(&str, &str)> = selected.iter().map(|a| (a.name, "concurrently")).collect();
+    let refresher = Refresher::new(pool, config.clone(), Arc::new(Metrics::new(&modes)), shutdown);
+    let mut failures = Vec::new();
+    for aggregate in selected {
+        let Some(report) = refresher.refresh(aggregate).await else {
+            println!("{}: not started, interrupted", aggregate.name);
+            failures.push(format!("{}: interrupted", aggregate.name));
+            continue;
+        };
+        let seconds = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
+        match report.outcome {
+            RefreshOutcome::Success => println!(
+                "{}: refreshed ({}, {} rows, {seconds:.2}s)",
+                aggregate.name,
+                report.kind.map_or("-", |k| k.as_str()),
+                report.rows.unwrap_or(0)
+            ),
+            RefreshOutcome::LockedElsewhere => {
+                println!("{}: skipped, another tally process is refreshing it", aggregate.name)
+            }
+            RefreshOutcome::SkippedRunning => println!("{}: skipped, already refreshing", aggregate.name),
+            RefreshOutcome::Failure => {
+                let error = report.error.unwrap_or_default();
+                println!("{}: failed after {} attempts: {error}", aggregate.name, report.attempts);
+                failures.push(format!("{}: {error}", aggregate.name));
+            }
+        }
+    }
+    match failures.is_empty() {
+        true => Ok(()),
+        false => Err(Error::runtime("refresh", failures.join("; "))),
+    }
+}
+
+async fn status(config: &Config, json: bool, shutdown: &CancellationToken) -> Result<(), Error> {
+    let pool = connect(config, &required_url()?, shutdown).await?;
+    let status = crate::status::collect(&pool, config, Utc::now())
+        .await
+        .map_err(|e| Error::database("reading status (has `tally migrate` run?)", &e))?;
+    if json {
+        let text =
+            serde_json::to_string_pretty(&status).map_err(|e| Error::runtime("encoding status", e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", crate::status::render_text(&status));
+    }
+    Ok(())
+}
+
+async fn connect(config: &Config, url: &DatabaseUrl, shutdown: &CancellationToken) -> Result<sqlx::PgPool, Error> {
+    Ok(db::connect(url, &config.database, Patience::For(config.database.connect_timeout.0), shutdown).await?)
+}
+
+fn required_url() -> Result<DatabaseUrl, Error> {
+    DatabaseUrl::from_env()?.ok_or_else(|| {
+        Error::Usage(
+            "DATABASE_URL is not set; set it in the environment or in a .env file, \
+             e.g. DATABASE_URL=postgres://tally:PASSWORD@localhost:5432/marketing"
+                .to_string(),
+        )
+    })
+}
+
+fn metrics_addr() -> Result<SocketAddr, Error> {
+    let text = std::env::var("TALLY_METRICS_ADDR").unwrap_or_else(|_| DEFAULT_METRICS_ADDR.to_string());
+    text.parse().map_err(|_| {
+        Error::Config(ConfigError::Env {
+            name: "TALLY_METRICS_ADDR",
+            reason: format!("`{text}` is not an address; write HOST:PORT, e.g. 127.0.0.1:9755"),
+        })
+    })
+}
+
+/// Loads `.env` from the working directory (not its parents); variables
+/// already in the environment win.
+pub fn load_dotenv() -> Result<(), Error> {
+    let path = Path::new(".env");
+    if !path.is_file() {
+        return Ok(());
+    }
+    dotenvy::from_path(path).map_err(|e| {
+        Error::Config(ConfigError::Env { name: "DATABASE_URL", reason: format!("could not read .env: {e}") })
+    })
+}

@@ -1,0 +1,213 @@
+//! Typed configuration values that parse themselves from TOML strings:
+//! durations (`"5s"`, `"30m"`), IANA timezones and refresh schedules
+//! (6-field cron, seconds first, UTC; or a fixed interval).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+use serde::{Deserialize, Deserializer};
+
+/// A duration written the way people write it: `"500ms"`, `"5s"`, `"2m"`, `"1h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(text.trim())
+            .map(HumanDuration)
+            .map_err(|e| format!("`{text}` is not a duration ({e}); write it like \"5s\", \"2m\" or \"1h\""))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// An IANA timezone name that both chrono-tz and PostgreSQL know, e.g. `America/New_York`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timezone(chrono_tz::Tz);
+
+impl Timezone {
+    /// The IANA name, safe to embed in SQL as a string literal: IANA names
+    /// contain only letters, digits, `/`, `_`, `-` and `+`.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The name as a quoted SQL literal, e.g. `'America/New_York'`.
+    pub fn sql_literal(&self) -> String {
+        format!("'{}'", self.name().replace('\'', "''"))
+    }
+
+    /// The chrono-tz zone, for computing local days in Rust.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.0
+    }
+}
+
+impl Default for Timezone {
+    fn default() -> Self {
+        Timezone(chrono_tz::UTC)
+    }
+}
+
+impl FromStr for Timezone {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse::<chrono_tz::Tz>()
+            .map(Timezone)
+            .map_err(|_| format!("unknown timezone `{text}`; use an IANA name such as \"UTC\" or \"America/New_York\""))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timezone {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// When a job runs: a cron expression (6 fields, seconds first, evaluated in
+/// UTC, parsed exactly as tokio-cron-scheduler parses it) or a fixed interval.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    Cron(Box<Cron>),
+    Every(Duration),
+}
+
+impl Schedule {
+    /// Parses a 6-field cron expression such as `"0 */5 * * * *"`.
+    pub fn cron(expression: &str) -> Result<Self, String> {
+        cron_parser().parse(expression).map(|cron| Schedule::Cron(Box::new(cron))).map_err(|e| {
+            format!(
+                "`{expression}` is not a valid schedule ({e}); write 6 fields, seconds first, in UTC, \
+                 e.g. \"0 */5 * * * *\" for every 5 minutes"
+            )
+        })
+    }
+
+    /// A fixed interval; it must be at least one second.
+    pub fn every(interval: HumanDuration) -> Result<Self, String> {
+        if interval.0 < Duration::from_secs(1) {
+            return Err(format!("`{interval}` is too short; the shortest interval is 1s"));
+        }
+        Ok(Schedule::Every(interval.0))
+    }
+
+    /// The next time the job runs after `now`. For an interval, the worker
+    /// counts from its last start, so the caller passes that in `last_start`.
+    pub fn next_after(&self, now: DateTime<Utc>, last_start: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Cron(cron) => cron.find_next_occurrence(&now, false).ok(),
+            Schedule::Every(interval) => {
+                let interval = chrono::Duration::from_std(*interval).ok()?;
+                Some(last_start.map_or(now, |start| (start + interval).max(now)))
+            }
+        }
+    }
+
+    /// Whether a run was missed: never succeeded, or a scheduled time (or a
+    /// whole interval) has passed since the start of the last success. The
+    /// worker refreshes due aggregates at start-up instead of waiting.
+    pub fn is_due(&self, now: DateTime<Utc>, last_success_start: Option<DateTime<Utc>>) -> bool {
+        let Some(last) = last_success_start else {
+            return true;
+        };
+        match self {
+            Schedule::Cron(cron) => cron.find_previous_occurrence(&now, false).is_ok_and(|previous| previous > last),
+            Schedule::Every(interval) => {
+                chrono::Duration::from_std(*interval).is_ok_and(|interval| now - last >= interval)
+            }
+        }
+    }
+
+    /// How the schedule is written, for logs and `tally status`.
+    pub fn describe(&self) -> String {
+        match self {
+            Schedule::Cron(cron) => format!("cron {}", cron.pattern),
+            Schedule::Every(interval) => format!("every {}", humantime::format_duration(*interval)),
+        }
+    }
+}
+
+/// The parser tokio-cron-scheduler uses, so a schedule that validates here is
+/// one the scheduler accepts.
+fn cron_parser() -> CronParser {
+    CronParser::builder().seconds(Seconds::Required).dom_and_dow(true).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn durations_parse_and_reject() {
+        assert_eq!("5s".parse::<HumanDuration>().unwrap().0, Duration::from_secs(5));
+        assert_eq!("2m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(120));
+        let err = "5 parsecs".parse::<HumanDuration>().unwrap_err();
+        assert!(err.contains("`5 parsecs` is not a duration"), "{err}");
+    }
+
+    #[test]
+    fn timezones_parse_and_reject() {
+        let tz: Timezone = "America/New_York".parse().unwrap();
+        assert_eq!(tz.sql_literal(), "'America/New_York'");
+        let err = "Mars/Olympus".parse::<Timezone>().unwrap_err();
+        assert!(err.contains("unknown timezone `Mars/Olympus`"), "{err}");
+    }
+
+    #[test]
+    fn cron_needs_six_fields() {
+        assert!(Schedule::cron("0 */5 * * * *").is_ok());
+        let err = Schedule::cron("*/5 * * * *").unwrap_err();
+        assert!(err.contains("6 fields"), "{err}");
+        assert!(Schedule::cron("not a cron").is_err());
+    }
+
+    #[test]
+    fn cron_next_run_is_in_utc() {
+        let schedule = Schedule::cron("0 */5 * * * *").unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 19, 42, 10).unwrap();
+        let next = schedule.next_after(now, None).unwrap();
+        assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 25, 19, 45, 0).unwrap());
+    }
+
+    #[test]
+    fn a_missed_run_is_due() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 19, 42, 10).unwrap();
+        let cron = Schedule::cron("0 */5 * * * *").unwrap();
+        assert!(cron.is_due(now, None));
+        assert!(cron.is_due(now, Some(Utc.with_ymd_and_hms(2026, 11, 25, 19, 39, 0).unwrap())));
+        assert!(!cron.is_due(now, Some(Utc.with_ymd_and_hms(2026, 11, 25, 19, 40, 1).unwrap())));
+        let every = Schedule::every("5m".parse().unwrap()).unwrap();
+        assert!(every.is_due(now, Some(now - chrono::Duration::minutes(5))));
+        assert!(!every.is_due(now, Some(now - chrono::Duration::minutes(4))));
+    }
+
+    #[test]
+    fn interval_next_run_counts_from_last_start() {
+        let schedule = Schedule::every("5m".parse().unwrap()).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 19, 42, 0).unwrap();
+        let last = Utc.with_ymd_and_hms(2026, 11, 25, 19, 40, 0).unwrap();
+        assert_eq!(schedule.next_after(now, Some(last)), Some(Utc.with_ymd_and_hms(2026, 11, 25, 19, 45, 0).unwrap()));
+        assert_eq!(schedule.next_after(now, None), Some(now));
+        assert!(Schedule::every("500ms".parse().unwrap()).is_err());
+    }
+}

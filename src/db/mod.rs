@@ -1,0 +1,183 @@
+//! The database connection: a pool built from `DATABASE_URL` and `[database]`,
+//! connecting with retry and backoff, migrations, readiness, and the
+//! classification of PostgreSQL errors (transient or not, and how to say them).
+
+mod cluster;
+mod url;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgDatabaseError, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+pub use cluster::{ClusterError, EphemeralCluster};
+pub use url::{DatabaseUrl, UrlError};
+
+use crate::config::DatabaseConfig;
+
+/// How long to keep trying a database that does not answer.
+#[derive(Debug, Clone, Copy)]
+pub enum Patience {
+    /// The worker: a database that is down now may be up in a minute.
+    Forever,
+    /// One-shot commands: give up after this long.
+    For(Duration),
+}
+
+/// Why tally could not reach or prepare the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "could not connect to PostgreSQL at {url} after {attempts} attempts over {waited:?}: {reason}; \
+         check that the server is running and that DATABASE_URL points at it"
+    )]
+    Unreachable { url: String, attempts: u32, waited: Duration, reason: String },
+    #[error("stopped while waiting for PostgreSQL at {url}")]
+    Interrupted { url: String },
+    #[error("migrating {url} failed: {reason}")]
+    Migrate { url: String, reason: String },
+    #[error(transparent)]
+    Url(#[from] UrlError),
+}
+
+/// Opens the pool, retrying with exponential backoff (0.5 s doubling to 30 s,
+/// with jitter) while the server is unreachable. Each failed attempt is
+/// logged once, with the redacted URL.
+pub async fn connect(
+    url: &DatabaseUrl,
+    config: &DatabaseConfig,
+    patience: Patience,
+    shutdown: &CancellationToken,
+) -> Result<PgPool, DbError> {
+    // Slow statements are expected (refreshes, demo data); keep sqlx from
+    // logging their whole text at WARN.
+    let mut options =
+        url.connect_options()?.log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(10));
+    if config.pgbouncer {
+        // PgBouncer in transaction mode cannot keep prepared statements per session.
+        options = options.statement_cache_capacity(0);
+    }
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(500);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        // One real connection attempt, so the error is the server's answer
+        // (refused, authentication, unknown database) rather than a pool timeout.
+        let error = match options.connect().await {
+            Ok(probe) => {
+                let _ = probe.close().await;
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy_with(options);
+                tracing::info!(database = %url, "connected to PostgreSQL");
+                return Ok(pool);
+            }
+            Err(error) => describe(&error),
+        };
+        let waited = started.elapsed();
+        let out_of_time = match patience {
+            Patience::Forever => false,
+            Patience::For(limit) => waited + delay > limit,
+        };
+        if out_of_time {
+            return Err(DbError::Unreachable { url: url.to_string(), attempts, waited, reason: error });
+        }
+        let pause = with_jitter(delay);
+        tracing::warn!(database = %url, attempt = attempts, retry_in = ?pause, %error, "PostgreSQL unreachable; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.cancelled() => return Err(DbError::Interrupted { url: url.to_string() }),
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Applies pending migrations from `sql/migrations` (embedded in the binary).
+pub async fn migrate(pool: &PgPool, url: &DatabaseUrl) -> Result<(), DbError> {
+    crate::MIGRATOR.run(pool).await.map_err(|e| DbError::Migrate { url: url.to_string(), reason: e.to_string() })?;
+    tracing::info!(database = %url, "schema is up to date");
+    Ok(())
+}
+
+/// `Ok` when the database answers and every embedded migration is applied.
+pub async fn readiness(pool: &PgPool) -> Result<(), String> {
+    let latest = crate::MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let check =
+        sqlx::query_scalar::<_, Option<i64>>("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(pool);
+    match tokio::time::timeout(Duration::from_secs(3), check).await {
+        Err(_) => Err("database did not answer within 3s".to_string()),
+        Ok(Err(e)) => Err(describe(&e)),
+        Ok(Ok(Some(applied))) if applied >= latest => Ok(()),
+        Ok(Ok(applied)) => Err(format!(
+            "migrations pending: database is at version {}, tally needs {latest}; run `tally migrate`",
+            applied.unwrap_or(0)
+        )),
+    }
+}
+
+/// `SET LOCAL lock_timeout` and `statement_timeout` from `[database]`: they
+/// end with the transaction, so pooled connections go back clean.
+pub async fn set_local_timeouts(conn: &mut sqlx::PgConnection, config: &DatabaseConfig) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)")
+        .bind(format!("{}ms", config.lock_timeout.0.as_millis()))
+        .bind(format!("{}ms", config.statement_timeout.0.as_millis()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A PostgreSQL error in one line: message, SQLSTATE, detail and hint.
+pub fn describe(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<PgDatabaseError>() {
+            Some(pg) => {
+                let mut text = format!("{} (SQLSTATE {})", pg.message(), pg.code());
+                if let Some(detail) = pg.detail() {
+                    text.push_str(&format!("; {detail}"));
+                }
+                if let Some(hint) = pg.hint() {
+                    text.push_str(&format!("; hint: {hint}"));
+                }
+                text
+            }
+            None => db.message().to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Whether trying again later may succeed: lost connections, serialization
+/// failures, deadlocks, lock timeouts and server shutdowns. SQL errors in a
+/// definition, and statement timeouts, are permanent.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            matches!(code.as_ref(), "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03") || code.starts_with("08")
+        }
+        _ => false,
+    }
+}
+
+/// The SQLSTATE of a database error, if it is one.
+pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// `delay` scaled by a random factor in [0.5, 1.5), so replicas that failed
+/// together do not retry together.
+pub fn with_jitter(delay: Duration) -> Duration {
+    delay.mul_f64(0.5 + rand::random::<f64>())
+}
+
+/// Quotes an SQL identifier (`"name"`, doubling inner quotes).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,110 @@
+//! `tally demo`: the whole product on a realistic data set in one command.
+//! Without `DATABASE_URL` it starts a throwaway PostgreSQL cluster; it then
+//! migrates, loads generated data, refreshes every aggregate, prints a
+//! campaign report, and keeps the worker running until Ctrl-C (`--once`:
+//! print and exit). With `DATABASE_URL`, it never loads demo data into a
+//! database whose `marketing.events` already has rows.
+
+mod generate;
+mod report;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+pub use generate::{GenerateOptions, generate};
+pub use report::campaign_report;
+
+use crate::aggregates;
+use crate::config::Config;
+use crate::db::{self, DatabaseUrl, EphemeralCluster, Patience};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::refresh::{RefreshOutcome, Refresher};
+use crate::worker::{self, RunOptions};
+
+/// How `demo` was asked to behave.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub generate: GenerateOptions,
+    pub once: bool,
+    pub run: RunOptions,
+}
+
+/// Runs the demo; the throwaway cluster, if any, is removed before returning.
+pub async fn run(
+    config: Arc<Config>,
+    url: Option<DatabaseUrl>,
+    options: DemoOptions,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let mut cluster = None;
+    let url = match url {
+        Some(url) => url,
+        None => {
+            tracing::info!("DATABASE_URL is not set; starting a throwaway PostgreSQL cluster");
+            let started = tokio::task::spawn_blocking(EphemeralCluster::start)
+                .await
+                .map_err(|e| Error::runtime("starting the throwaway cluster", e.to_string()))??;
+            let url = started.url();
+            cluster = Some(started);
+            url
+        }
+    };
+    let result = demo(config, &url, options, shutdown).await;
+    if let Some(mut cluster) = cluster {
+        let stopped = tokio::task::spawn_blocking(move || cluster.stop()).await;
+        if let Ok(Err(e)) = stopped {
+            tracing::warn!(error = %e, "could not remove the throwaway cluster");
+        } else {
+            tracing::info!("removed the throwaway PostgreSQL cluster");
+        }
+    }
+    result
+}
+
+async fn demo(
+    config: Arc<Config>,
+    url: &DatabaseUrl,
+    options: DemoOptions,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let pool = db::connect(url, &config.database, Patience::For(config.database.connect_timeout.0), &shutdown).await?;
+    db::migrate(&pool, url).await?;
+    let existing: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM marketing.events LIMIT 1) AS any_event")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| Error::database("checking marketing.events", &e))?;
+    if existing > 0 {
+        tracing::info!("marketing.events already has rows; not loading demo data");
+    } else {
+        generate(&pool, &config, &options.generate).await?;
+    }
+    let today = Utc::now().date_naive();
+    crate::partitions::maintain(&pool, &config, today, false, None)
+        .await
+        .map_err(|e| Error::database("maintaining partitions", &e))?;
+
+    let enabled: Vec<(&str, &str)> = aggregates::REGISTRY.iter().map(|a| (a.name, "concurrently")).collect();
+    let refresher = Refresher::new(pool.clone(), config.clone(), Arc::new(Metrics::new(&enabled)), shutdown.clone());
+    for aggregate in aggregates::REGISTRY {
+        let Some(report) = refresher.refresh(aggregate).await else {
+            return Ok(()); // interrupted
+        };
+        if report.outcome == RefreshOutcome::Failure {
+            return Err(Error::runtime(format!("refreshing {}", aggregate.name), report.error.unwrap_or_default()));
+        }
+    }
+    println!("{}", campaign_report(&pool).await.map_err(|e| Error::database("reading the campaign report", &e))?);
+    pool.close().await;
+    if options.once {
+        return Ok(());
+    }
+    println!(
+        "The worker keeps the aggregates fresh; metrics at http://{}/metrics. Press Ctrl-C to stop.",
+        options.run.metrics_addr
+    );
+    worker::run(config, url, options.run, shutdown).await
+}

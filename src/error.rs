@@ -1,0 +1,44 @@
+//! The error a command ends with, and its exit code: 2 for usage and
+//! configuration problems (fix the input), 1 for runtime failures (the
+//! database, the network, a refresh). Module errors convert into it.
+
+use crate::config::ConfigError;
+use crate::db::{ClusterError, DbError, UrlError};
+
+/// Why a command failed. Its text says what failed, on which object, and
+/// what to do; it is printed once, by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("{context}: {reason}")]
+    Runtime { context: String, reason: String },
+}
+
+impl Error {
+    /// A runtime failure while doing `context`.
+    pub fn runtime(context: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Runtime { context: context.into(), reason: reason.into() }
+    }
+
+    /// A database error while doing `context`, described with its SQLSTATE.
+    pub fn database(context: impl Into<String>, error: &sqlx::Error) -> Error {
+        Error::runtime(context, crate::db::describe(error))
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Url(_) | Error::Usage(_) => 2,
+            Error::Database(_) | Error::Cluster(_) | Error::Runtime { .. } => 1,
+        }
+    }
+}

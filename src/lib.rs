@@ -1,0 +1,26 @@
+//! tally: keeps marketing analytics in PostgreSQL fast and fresh.
+//!
+//! The binary (`src/main.rs`) only parses the command line and calls
+//! [`commands::execute`]; everything else lives in these modules.
+
+pub mod aggregates;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod partitions;
+pub mod refresh;
+pub mod scheduler;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;
+pub mod worker;
+
+pub use error::Error;
+
+/// The schema migrations in `sql/migrations`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./sql/migrations");

@@ -1,0 +1,239 @@
+//! Prometheus metrics (SPEC §6). One [`Metrics`] value is built at start-up,
+//! shared by `Arc`, and owns its own registry: no global statics. Names
+//! follow `tally_<noun>_<unit>`; labels never carry campaign, source or user
+//! values, so cardinality is bounded by the number of aggregates and tables.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Buckets of `tally_refresh_duration_seconds`: 50 ms to 30 min.
+pub const REFRESH_BUCKETS: &[f64] =
+    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
+
+/// Typed handles to every metric tally exports. Handles are cheap to use
+/// from any task; the staleness clock is behind a mutex held only to read
+/// or write one timestamp.
+pub struct Metrics {
+    registry: Registry,
+    pub refresh_duration_seconds: HistogramVec,
+    pub refreshes_total: IntCounterVec,
+    pub refresh_failures_total: IntCounterVec,
+    pub refresh_last_success_timestamp_seconds: GaugeVec,
+    aggregate_staleness_seconds: GaugeVec,
+    pub aggregate_rows: IntGaugeVec,
+    pub invalidated_days: IntGaugeVec,
+    pub partitions: IntGaugeVec,
+    pub partition_future_months: IntGaugeVec,
+    pub default_partition_rows: IntGaugeVec,
+    pub ingest_rows_total: IntCounterVec,
+    /// Start of the last successful refresh, per aggregate: the instant the
+    /// aggregate's data is as fresh as. Staleness is computed from it at scrape.
+    fresh_as_of: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+/// The outcomes `tally_refreshes_total` counts.
+pub const REFRESH_OUTCOMES: &[&str] = &["success", "failure", "skipped_running", "locked_elsewhere"];
+
+impl Metrics {
+    /// Registers every metric. `aggregates` are the enabled aggregates, whose
+    /// series are created at zero so rates and alerts work from the first scrape.
+    pub fn new(aggregates: &[(&str, &str)]) -> Metrics {
+        let registry = Registry::new();
+        let metrics = Metrics {
+            refresh_duration_seconds: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new("tally_refresh_duration_seconds", "Duration of successful aggregate refreshes.")
+                        .buckets(REFRESH_BUCKETS.to_vec()),
+                    &["aggregate", "mode"],
+                ),
+            ),
+            refreshes_total: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("tally_refreshes_total", "Refresh attempts by outcome."),
+                    &["aggregate", "outcome"],
+                ),
+            ),
+            refresh_failures_total: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("tally_refresh_failures_total", "Refreshes that failed after all attempts."),
+                    &["aggregate"],
+                ),
+            ),
+            refresh_last_success_timestamp_seconds: register(
+                &registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "tally_refresh_last_success_timestamp_seconds",
+                        "Unix time at which the last successful refresh finished.",
+                    ),
+                    &["aggregate"],
+                ),
+            ),
+            aggregate_staleness_seconds: register(
+                &registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "tally_aggregate_staleness_seconds",
+                        "Seconds since the start of the last successful refresh (+Inf if none).",
+                    ),
+                    &["aggregate"],
+                ),
+            ),
+            aggregate_rows: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new("tally_aggregate_rows", "Rows in the aggregate after its last successful refresh."),
+                    &["aggregate"],
+                ),
+            ),
+            invalidated_days: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new("tally_invalidated_days", "Days waiting to be recomputed (incremental mode)."),
+                    &["aggregate"],
+                ),
+            ),
+            partitions: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new("tally_partitions", "Monthly partitions attached to the table."),
+                    &["table"],
+                ),
+            ),
+            partition_future_months: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new("tally_partition_future_months", "Monthly partitions after the current month."),
+                    &["table"],
+                ),
+            ),
+            default_partition_rows: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new("tally_default_partition_rows", "Rows in the table's default partition."),
+                    &["table"],
+                ),
+            ),
+            ingest_rows_total: register(
+                &registry,
+                IntCounterVec::new(Opts::new("tally_ingest_rows_total", "Ingested lines by outcome."), &["outcome"]),
+            ),
+            fresh_as_of: Mutex::new(HashMap::new()),
+            registry,
+        };
+        let build_info = register(
+            &metrics.registry,
+            IntGaugeVec::new(
+                Opts::new("tally_build_info", "Always 1; the version label says which tally runs."),
+                &["version"],
+            ),
+        );
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for (aggregate, mode) in aggregates {
+            for outcome in REFRESH_OUTCOMES {
+                metrics.refreshes_total.with_label_values(&[*aggregate, *outcome]);
+            }
+            metrics.refresh_failures_total.with_label_values(&[*aggregate]);
+            metrics.refresh_duration_seconds.with_label_values(&[*aggregate, *mode]);
+            metrics
+                .fresh_as_of
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(aggregate.to_string())
+                .or_insert(DateTime::<Utc>::MIN_UTC);
+        }
+        metrics
+    }
+
+    /// Records a successful refresh that started at `started` and finished at `finished`.
+    pub fn record_success(&self, aggregate: &str, started: DateTime<Utc>, finished: DateTime<Utc>, rows: i64) {
+        self.refresh_last_success_timestamp_seconds
+            .with_label_values(&[aggregate])
+            .set(finished.timestamp_millis() as f64 / 1000.0);
+        self.aggregate_rows.with_label_values(&[aggregate]).set(rows);
+        let mut fresh = self.fresh_as_of.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = fresh.entry(aggregate.to_string()).or_insert(started);
+        *entry = (*entry).max(started);
+    }
+
+    /// The Prometheus text exposition, with staleness computed for `now`.
+    pub fn render(&self, now: DateTime<Utc>) -> String {
+        {
+            let fresh = self.fresh_as_of.lock().unwrap_or_else(|p| p.into_inner());
+            for (aggregate, as_of) in fresh.iter() {
+                let staleness = if *as_of == DateTime::<Utc>::MIN_UTC {
+                    f64::INFINITY
+                } else {
+                    ((now - *as_of).num_milliseconds() as f64 / 1000.0).max(0.0)
+                };
+                self.aggregate_staleness_seconds.with_label_values(&[aggregate.as_str()]).set(staleness);
+            }
+        }
+        let mut buffer = Vec::new();
+        let families = self.registry.gather();
+        // Encoding into a Vec cannot fail for well-formed families.
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buffer) {
+            tracing::error!(error = %e, "could not encode metrics");
+        }
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: prometheus::Result<C>,
+) -> C {
+    // Names and labels are constants of this file; a failure here is a bug
+    // caught by the first test that builds Metrics.
+    let collector = collector.unwrap_or_else(|e| panic!("invalid metric definition: {e}"));
+    registry.register(Box::new(collector.clone())).unwrap_or_else(|e| panic!("duplicate metric registration: {e}"));
+    collector
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn staleness_is_computed_at_scrape_and_infinite_before_any_success() {
+        let metrics = Metrics::new(&[("daily_event_counts", "concurrently")]);
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let text = metrics.render(now);
+        // Prometheus parses the value with Go's ParseFloat, which reads "inf" as +Inf.
+        let value = sample(&text, "tally_aggregate_staleness_seconds{aggregate=\"daily_event_counts\"}");
+        assert!(value.is_infinite() && value > 0.0, "{text}");
+        assert!(text.contains("tally_refreshes_total{aggregate=\"daily_event_counts\",outcome=\"skipped_running\"} 0"));
+        assert!(text.contains("tally_build_info{version=\""));
+
+        let started = now - chrono::Duration::seconds(90);
+        metrics.record_success("daily_event_counts", started, started + chrono::Duration::seconds(2), 42);
+        let text = metrics.render(now);
+        assert!(text.contains("tally_aggregate_staleness_seconds{aggregate=\"daily_event_counts\"} 90"), "{text}");
+        assert!(text.contains("tally_aggregate_rows{aggregate=\"daily_event_counts\"} 42"));
+        let later = metrics.render(now + chrono::Duration::seconds(30));
+        assert!(later.contains("tally_aggregate_staleness_seconds{aggregate=\"daily_event_counts\"} 120"), "{later}");
+    }
+
+    fn sample(text: &str, series: &str) -> f64 {
+        let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series} missing in {text}"));
+        line[series.len()..].trim().parse().unwrap()
+    }
+
+    #[test]
+    fn an_older_success_read_back_never_moves_freshness_backwards() {
+        let metrics = Metrics::new(&[("daily_event_counts", "concurrently")]);
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        metrics.record_success("daily_event_counts", now - chrono::Duration::seconds(10), now, 1);
+        metrics.record_success("daily_event_counts", now - chrono::Duration::seconds(500), now, 1);
+        assert!(metrics.render(now).contains("tally_aggregate_staleness_seconds{aggregate=\"daily_event_counts\"} 10"));
+    }
+}

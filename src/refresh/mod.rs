@@ -1,0 +1,258 @@
+//! Refreshing aggregates with the guarantees the worker and `tally refresh`
+//! share: never two refreshes of one aggregate at once (skipped in this
+//! process, `locked_elsewhere` across replicas), at most
+//! `[refresh] max_concurrent` at a time, transient failures retried with
+//! backoff, and every attempt logged, counted and written to
+//! `tally.refresh_runs` in one place ([`Refresher::observe`]).
+
+pub mod attempt;
+pub mod history;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregates::Aggregate;
+use crate::aggregates::concurrently::RefreshKind;
+use crate::config::{Config, Mode};
+use crate::metrics::Metrics;
+use attempt::{ActiveBackends, Attempt};
+
+/// How a refresh ended (the `outcome` label and column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    Success,
+    Failure,
+    /// This process was still refreshing the aggregate; the run was skipped.
+    SkippedRunning,
+    /// Another tally process holds the aggregate's lock; the run was skipped.
+    LockedElsewhere,
+}
+
+impl RefreshOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshOutcome::Success => "success",
+            RefreshOutcome::Failure => "failure",
+            RefreshOutcome::SkippedRunning => "skipped_running",
+            RefreshOutcome::LockedElsewhere => "locked_elsewhere",
+        }
+    }
+}
+
+/// The result of one refresh, as recorded in history.
+#[derive(Debug, Clone)]
+pub struct RefreshReport {
+    pub aggregate: &'static str,
+    pub mode: Mode,
+    pub outcome: RefreshOutcome,
+    pub kind: Option<RefreshKind>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub rows: Option<i64>,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+/// Runs refreshes. One per process, shared by `Arc` between scheduler jobs,
+/// the `refresh` command and shutdown. The running set and the semaphore
+/// are what make "never twice at once" and `max_concurrent` hold.
+pub struct Refresher {
+    pool: PgPool,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    running: Mutex<HashSet<&'static str>>,
+    permits: Semaphore,
+    backends: ActiveBackends,
+    shutdown: CancellationToken,
+    worker: String,
+}
+
+impl Refresher {
+    pub fn new(pool: PgPool, config: Arc<Config>, metrics: Arc<Metrics>, shutdown: CancellationToken) -> Refresher {
+        let permits = Semaphore::new(config.refresh.max_concurrent as usize);
+        let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        Refresher {
+            pool,
+            config,
+            metrics,
+            running: Mutex::new(HashSet::new()),
+            permits,
+            backends: ActiveBackends::default(),
+            shutdown,
+            worker: format!("{host}:{}", std::process::id()),
+        }
+    }
+
+    /// Refreshes one aggregate now, unless this process is already refreshing
+    /// it. `None` when shutdown began before the refresh could start (it was
+    /// waiting for a `max_concurrent` permit); nothing is recorded then.
+    pub async fn refresh(&self, aggregate: &'static Aggregate) -> Option<RefreshReport> {
+        let mode = self.config.aggregate(aggregate.name).map_or(Mode::Concurrently, |s| s.mode);
+        let started_at = Utc::now();
+        let Some(_running) = RunningGuard::start(&self.running, aggregate.name) else {
+            let report = RefreshReport {
+                aggregate: aggregate.name,
+                mode,
+                outcome: RefreshOutcome::SkippedRunning,
+                kind: None,
+                started_at,
+                finished_at: started_at,
+                rows: None,
+                attempts: 0,
+                error: None,
+            };
+            self.observe(&report).await;
+            return Some(report);
+        };
+        let _permit = tokio::select! {
+            // The semaphore is never closed, so acquire only fails if it were.
+            permit = self.permits.acquire() => permit.ok(),
+            _ = self.shutdown.cancelled() => None,
+        };
+        if self.shutdown.is_cancelled() {
+            tracing::info!(aggregate = aggregate.name, "shutting down; refresh not started");
+            return None;
+        }
+        let started_at = Utc::now();
+        let (result, attempts) = self.attempt_with_retries(aggregate).await;
+        let mut report = RefreshReport {
+            aggregate: aggregate.name,
+            mode,
+            outcome: RefreshOutcome::Success,
+            kind: None,
+            started_at,
+            finished_at: Utc::now(),
+            rows: None,
+            attempts,
+            error: None,
+        };
+        match result {
+            Ok(Attempt::Refreshed { kind, rows }) => {
+                report.kind = Some(kind);
+                report.rows = Some(rows);
+            }
+            Ok(Attempt::LockedElsewhere) => report.outcome = RefreshOutcome::LockedElsewhere,
+            Err(error) => {
+                report.outcome = RefreshOutcome::Failure;
+                report.error = Some(error);
+            }
+        }
+        self.observe(&report).await;
+        Some(report)
+    }
+
+    /// Cancels, with `pg_cancel_backend`, every refresh running now; their
+    /// transactions roll back and the aggregates keep their last contents.
+    pub async fn cancel_running(&self) {
+        for (aggregate, pid) in self.backends.pids() {
+            tracing::warn!(aggregate, pid, "shutdown grace is over; cancelling the refresh");
+            let cancelled =
+                sqlx::query_scalar::<_, bool>("SELECT pg_cancel_backend($1)").bind(pid).fetch_one(&self.pool).await;
+            if let Err(e) = cancelled {
+                tracing::error!(aggregate, pid, error = %crate::db::describe(&e), "could not cancel the refresh");
+            }
+        }
+    }
+
+    async fn attempt_with_retries(&self, aggregate: &'static Aggregate) -> (Result<Attempt, String>, u32) {
+        let max_attempts = self.config.refresh.max_attempts;
+        let mut delay = Duration::from_secs(1);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match attempt::run(&self.pool, aggregate, &self.config, &self.backends).await {
+                Ok(done) => return (Ok(done), attempts),
+                Err(error) => error,
+            };
+            if !error.is_transient() || attempts >= max_attempts || self.shutdown.is_cancelled() {
+                return (Err(error.to_string()), attempts);
+            }
+            let pause = crate::db::with_jitter(delay);
+            tracing::warn!(aggregate = aggregate.name, attempt = attempts, retry_in = ?pause, %error, "transient refresh failure; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.shutdown.cancelled() => return (Err(format!("{error} (not retried: shutting down)")), attempts),
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    /// Logs, counts and records one report: the single place where a
+    /// refresh becomes visible, so logs, metrics and history agree.
+    async fn observe(&self, report: &RefreshReport) {
+        let aggregate = report.aggregate;
+        let duration = (report.finished_at - report.started_at).to_std().unwrap_or_default();
+        self.metrics.refreshes_total.with_label_values(&[aggregate, report.outcome.as_str()]).inc();
+        match report.outcome {
+            RefreshOutcome::Success => {
+                self.metrics
+                    .refresh_duration_seconds
+                    .with_label_values(&[aggregate, report.mode.as_str()])
+                    .observe(duration.as_secs_f64());
+                self.metrics.record_success(aggregate, report.started_at, report.finished_at, report.rows.unwrap_or(0));
+                tracing::info!(aggregate, kind = report.kind.map_or("", |k| k.as_str()), rows = report.rows, duration = ?duration, attempts = report.attempts, "refreshed");
+            }
+            RefreshOutcome::Failure => {
+                self.metrics.refresh_failures_total.with_label_values(&[aggregate]).inc();
+                tracing::error!(
+                    aggregate,
+                    error = report.error.as_deref().unwrap_or(""),
+                    attempts = report.attempts,
+                    "refresh failed"
+                );
+            }
+            RefreshOutcome::SkippedRunning => {
+                tracing::warn!(aggregate, "previous refresh still running; skipped this run");
+            }
+            RefreshOutcome::LockedElsewhere => {
+                tracing::info!(aggregate, "another tally process is refreshing this aggregate; skipped");
+            }
+        }
+        if let Err(e) = history::record(&self.pool, report, &self.worker).await {
+            tracing::warn!(aggregate, error = %crate::db::describe(&e), "could not write refresh history");
+        }
+    }
+
+    /// Reads the last success of each aggregate back from history into the
+    /// metrics, so freshness survives a restart.
+    pub async fn restore_freshness(&self) -> Result<(), sqlx::Error> {
+        for last in history::last_successes(&self.pool).await? {
+            if let Some(aggregate) = crate::aggregates::find(&last.aggregate) {
+                self.metrics.record_success(aggregate.name, last.started_at, last.finished_at, last.rows.unwrap_or(0));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this process is refreshing the aggregate right now.
+    pub fn is_running(&self, aggregate: &str) -> bool {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).contains(aggregate)
+    }
+}
+
+/// Membership in the running set for as long as it lives.
+struct RunningGuard<'a> {
+    set: &'a Mutex<HashSet<&'static str>>,
+    name: &'static str,
+}
+
+impl<'a> RunningGuard<'a> {
+    fn start(set: &'a Mutex<HashSet<&'static str>>, name: &'static str) -> Option<RunningGuard<'a>> {
+        // Not `then_some`: it would build (and drop) a guard even when the
+        // name is already present, removing the other refresh's marker.
+        let inserted = set.lock().unwrap_or_else(|p| p.into_inner()).insert(name);
+        inserted.then(|| RunningGuard { set, name })
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(self.name);
+    }
+}

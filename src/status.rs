@@ -1,0 +1,150 @@
+//! `tally status`: per aggregate, its mode, freshness, last duration, rows,
+//! next run and last error; per partitioned table, the months it covers,
+//! future months and rows stuck in the default partition. Text for people,
+//! `--json` for scripts.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::aggregates;
+use crate::config::Config;
+use crate::partitions::{self, MANAGED_TABLES};
+use crate::refresh::history;
+
+/// Everything `tally status` reports.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub generated_at: DateTime<Utc>,
+    pub aggregates: Vec<AggregateStatus>,
+    pub tables: Vec<TableStatus>,
+}
+
+/// One aggregate's line.
+#[derive(Debug, Serialize)]
+pub struct AggregateStatus {
+    pub name: String,
+    pub mode: String,
+    pub enabled: bool,
+    pub schedule: String,
+    /// The relation exists in `reporting`.
+    pub built: bool,
+    pub depends_on: Vec<String>,
+    pub last_success: Option<DateTime<Utc>>,
+    /// Seconds since the start of the last successful refresh.
+    pub staleness_seconds: Option<f64>,
+    pub last_duration_seconds: Option<f64>,
+    pub rows: Option<i64>,
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// One partitioned table's line.
+#[derive(Debug, Serialize)]
+pub struct TableStatus {
+    pub table: String,
+    pub partitions: usize,
+    pub first_month: Option<String>,
+    pub last_month: Option<String>,
+    pub future_months: usize,
+    pub default_partition_rows: i64,
+}
+
+/// Reads the status from the database as of `now`.
+pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Result<Status, sqlx::Error> {
+    let names = aggregates::names();
+    let summaries = history::summaries(pool, &names).await?;
+    let built: Vec<String> =
+        sqlx::query_scalar("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'reporting'")
+            .fetch_all(pool)
+            .await?;
+    let mut aggregate_lines = Vec::new();
+    for (aggregate, summary) in aggregates::REGISTRY.iter().zip(summaries) {
+        let Some(settings) = config.aggregate(aggregate.name) else { continue };
+        let next_run =
+            settings.enabled.then(|| settings.schedule.next_after(now, summary.last_attempt_started)).flatten();
+        aggregate_lines.push(AggregateStatus {
+            name: aggregate.name.to_string(),
+            mode: settings.mode.as_str().to_string(),
+            enabled: settings.enabled,
+            schedule: settings.schedule.describe(),
+            built: built.iter().any(|b| b == aggregate.name),
+            depends_on: aggregate.depends_on.iter().map(|d| d.to_string()).collect(),
+            last_success: summary.last_success_finished,
+            staleness_seconds: summary.last_success_started.map(|s| (now - s).num_milliseconds() as f64 / 1000.0),
+            last_duration_seconds: summary.last_duration_seconds,
+            rows: summary.rows,
+            next_run,
+            last_outcome: summary.last_outcome,
+            last_error: summary.last_error,
+            last_error_at: summary.last_error_at,
+        });
+    }
+    let today: NaiveDate = now.date_naive();
+    let mut tables = Vec::new();
+    for table in MANAGED_TABLES {
+        let state = partitions::inspect(pool, table).await?;
+        tables.push(TableStatus {
+            table: table.label(),
+            partitions: state.months.len(),
+            first_month: state.months.first().map(|m| m.to_string()),
+            last_month: state.months.last().map(|m| m.to_string()),
+            future_months: state.future_months(today),
+            default_partition_rows: state.default_row_count(),
+        });
+    }
+    Ok(Status { generated_at: now, aggregates: aggregate_lines, tables })
+}
+
+/// The human-readable form.
+pub fn render_text(status: &Status) -> String {
+    let mut out = String::from("AGGREGATES\n");
+    for a in &status.aggregates {
+        let state = match (a.enabled, a.built) {
+            (false, _) => "disabled",
+            (true, false) => "not built yet",
+            (true, true) => "ok",
+        };
+        out.push_str(&format!("  {} ({}, {}; {})\n", a.name, a.mode, a.schedule, state));
+        if !a.depends_on.is_empty() {
+            out.push_str(&format!("    reads:        {}\n", a.depends_on.join(", ")));
+        }
+        out.push_str(&format!("    last success: {}\n", when(a.last_success)));
+        out.push_str(&format!("    staleness:    {}\n", a.staleness_seconds.map_or("-".into(), seconds)));
+        out.push_str(&format!("    duration:     {}\n", a.last_duration_seconds.map_or("-".into(), seconds)));
+        out.push_str(&format!("    rows:         {}\n", a.rows.map_or("-".into(), |r| r.to_string())));
+        out.push_str(&format!("    next run:     {}\n", when(a.next_run)));
+        if let Some(error) = &a.last_error {
+            out.push_str(&format!("    last error:   {} ({})\n", error, when(a.last_error_at)));
+        }
+    }
+    out.push_str("PARTITIONED TABLES\n");
+    for t in &status.tables {
+        out.push_str(&format!(
+            "  {}: {} monthly partitions ({} .. {}), {} future months, {} rows in the default partition\n",
+            t.table,
+            t.partitions,
+            t.first_month.as_deref().unwrap_or("-"),
+            t.last_month.as_deref().unwrap_or("-"),
+            t.future_months,
+            t.default_partition_rows
+        ));
+    }
+    out
+}
+
+fn when(at: Option<DateTime<Utc>>) -> String {
+    at.map_or("never".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+fn seconds(value: f64) -> String {
+    if value >= 3600.0 {
+        format!("{:.1}h", value / 3600.0)
+    } else if value >= 60.0 {
+        format!("{:.1}m", value / 60.0)
+    } else {
+        format!("{value:.2}s")
+    }
+}

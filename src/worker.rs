@@ -1,0 +1,142 @@
+//! `tally run`: the long-lived worker. Connects (retrying while PostgreSQL is
+//! down), migrates, ensures partitions, restores freshness from history,
+//! refreshes what is due, then lets the scheduler run until SIGTERM/SIGINT,
+//! and shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::aggregates;
+use crate::config::Config;
+use crate::db::{self, DatabaseUrl, DbError, Patience};
+use crate::error::Error;
+use crate::http::{self, AppState, Health};
+use crate::metrics::Metrics;
+use crate::refresh::{Refresher, history};
+use crate::scheduler::{self, Jobs};
+
+/// How `run` was asked to behave.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub migrate: bool,
+    pub metrics_addr: SocketAddr,
+}
+
+/// Runs the worker until `shutdown` is cancelled. Returns `Ok` after a
+/// graceful stop, including a stop requested while still connecting.
+pub async fn run(
+    config: Arc<Config>,
+    url: &DatabaseUrl,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let enabled: Vec<(&str, &str)> = aggregates::REGISTRY
+        .iter()
+        .filter_map(|a| config.aggregate(a.name).filter(|s| s.enabled).map(|s| (a.name, s.mode.as_str())))
+        .collect();
+    let metrics = Arc::new(Metrics::new(&enabled));
+    let health = Arc::new(Health::default());
+    let pool_slot = Arc::new(OnceLock::new());
+    let state = AppState { metrics: metrics.clone(), health: health.clone(), pool: pool_slot.clone() };
+    let server = http::serve(options.metrics_addr, state, shutdown.clone()).await.map_err(|e| {
+        Error::runtime(
+            format!("serving metrics on {}", options.metrics_addr),
+            format!("{e}; set TALLY_METRICS_ADDR to a free address"),
+        )
+    })?;
+
+    let pool = match db::connect(url, &config.database, Patience::Forever, &shutdown).await {
+        Ok(pool) => pool,
+        Err(DbError::Interrupted { .. }) => {
+            let _ = server.await;
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let _ = pool_slot.set(pool.clone());
+    if options.migrate {
+        db::migrate(&pool, url).await?;
+    }
+    let today = Utc::now().date_naive();
+    if let Err(e) = crate::partitions::maintain(&pool, &config, today, false, Some(&metrics)).await {
+        tracing::error!(error = %db::describe(&e), "partition maintenance failed at start-up; will retry on schedule");
+    }
+
+    let tracker = TaskTracker::new();
+    let refresher = Arc::new(Refresher::new(pool.clone(), config.clone(), metrics.clone(), shutdown.clone()));
+    if let Err(e) = refresher.restore_freshness().await {
+        tracing::warn!(error = %db::describe(&e), "could not read refresh history; freshness starts unknown");
+    }
+    let jobs = Jobs {
+        refresher: refresher.clone(),
+        pool: pool.clone(),
+        config: config.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        tracker: tracker.clone(),
+        shutdown: shutdown.clone(),
+    };
+    refresh_due(&jobs).await;
+    let mut scheduler =
+        scheduler::start(jobs).await.map_err(|e| Error::runtime("starting the scheduler", e.to_string()))?;
+    tracing::info!("worker running");
+
+    shutdown.cancelled().await;
+    health.stopping();
+    if let Err(e) = scheduler.shutdown().await {
+        tracing::warn!(error = %e, "scheduler did not stop cleanly");
+    }
+    tracker.close();
+    let grace = config.refresh.shutdown_grace.0;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        // Cancel whatever runs, again each second: a refresh between retries
+        // or just past its lock wait may start a new statement.
+        let cancelled = async {
+            loop {
+                refresher.cancel_running().await;
+                if tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await.is_ok() {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), cancelled).await.is_err() {
+            tracing::error!("refreshes did not stop within 10s of being cancelled; exiting anyway");
+        }
+    }
+    pool.close().await;
+    let _ = server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// At start-up, refreshes (in dependency order, in the background) every
+/// enabled aggregate that was never built or missed a scheduled run.
+async fn refresh_due(jobs: &Jobs) {
+    let now = Utc::now();
+    let summaries = history::summaries(&jobs.pool, &aggregates::names()).await.unwrap_or_default();
+    let due: Vec<&'static aggregates::Aggregate> = aggregates::REGISTRY
+        .iter()
+        .filter(|aggregate| {
+            let Some(settings) = jobs.config.aggregate(aggregate.name).filter(|s| s.enabled) else {
+                return false;
+            };
+            let last = summaries.iter().find(|s| s.aggregate == aggregate.name).and_then(|s| s.last_success_started);
+            settings.schedule.is_due(now, last)
+        })
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    tracing::info!(aggregates = ?due.iter().map(|a| a.name).collect::<Vec<_>>(), "refreshing aggregates that are due");
+    let refresher = jobs.refresher.clone();
+    jobs.tracker.spawn(async move {
+        for aggregate in due {
+            refresher.refresh(aggregate).await;
+        }
+    });
+}

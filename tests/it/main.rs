@@ -1,0 +1,13 @@
+//! Integration tests: every test talks to a real PostgreSQL server, in a
+//! database of its own. One binary, so the throwaway cluster (when
+//! `DATABASE_URL` is unset) starts once.
+
+mod harness;
+
+mod aggregates;
+mod cli;
+mod demo;
+mod partitions;
+mod refresh;
+mod schema;
+mod worker;
