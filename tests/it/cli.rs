@@ -106,3 +106,15 @@ async fn healthcheck_fails_with_a_reason_when_nothing_listens() {
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.contains("TALLY_METRICS_ADDR"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn database_url_comes_from_dotenv_and_the_environment_wins() {
+    let db = TestDb::migrated().await;
+    let from_file = tally(&["status"]).file(".env", &format!("DATABASE_URL={}\n", db.url.expose())).output().await;
+    assert_eq!(from_file.code, Some(0), "{from_file:?}");
+    assert!(from_file.stdout.contains("AGGREGATES"));
+
+    let down = format!("postgres://nobody@{}/nowhere", free_addr());
+    let env_wins = tally(&["status"]).file(".env", &format!("DATABASE_URL={down}\n")).database(&db.url).output().await;
+    assert_eq!(env_wins.code, Some(0), "{env_wins:?}");
+}

@@ -177,6 +177,12 @@ impl TallyCommand {
         self.env("DATABASE_URL", url.expose())
     }
 
+    /// Writes a file (e.g. `.env`) into the working directory.
+    pub fn file(self, name: &str, contents: &str) -> Self {
+        std::fs::write(self.dir.path().join(name), contents).expect("write file");
+        self
+    }
+
     /// Writes `toml` to a file in the working directory and points `--config` at it.
     pub fn config_file(mut self, toml: &str) -> Self {
         let path = self.dir.path().join("tally.toml");

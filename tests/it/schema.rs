@@ -1,6 +1,8 @@
 //! Migrations create the schema of SPEC §3, and apply idempotently.
 
-use crate::harness::TestDb;
+use tally::db::EphemeralCluster;
+
+use crate::harness::{TestDb, tally};
 
 #[tokio::test]
 async fn migrations_create_the_three_schemas_and_tables() {
@@ -114,4 +116,28 @@ async fn tally_reader_reads_reporting_and_nothing_else() {
     assert_eq!(one, 1, "an aggregate created after the migration is readable (default privileges)");
     let denied = sqlx::query("SELECT email FROM marketing.leads").fetch_all(&mut *tx).await.unwrap_err();
     assert!(denied.to_string().contains("permission denied"), "{denied}");
+}
+
+#[tokio::test]
+async fn without_createrole_the_reader_role_is_skipped_with_a_warning() {
+    // A cluster of its own: tally_reader must not exist yet.
+    let mut cluster = tokio::task::spawn_blocking(EphemeralCluster::start).await.unwrap().unwrap();
+    let admin = sqlx::PgPool::connect(cluster.url().expose()).await.unwrap();
+    sqlx::query("CREATE ROLE app LOGIN").execute(&admin).await.unwrap();
+    sqlx::query("CREATE DATABASE marketing OWNER app").execute(&admin).await.unwrap();
+    let url = format!("postgres://app@127.0.0.1:{}/marketing", cluster.port());
+
+    let out = tally(&["migrate"]).env("DATABASE_URL", &url).output().await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("tally_reader was not created"), "{}", out.stderr);
+    assert!(out.stderr.contains("docs/security.md"), "{}", out.stderr);
+    let reader: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname = 'tally_reader'")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(reader, 0);
+    let again = tally(&["migrate"]).env("DATABASE_URL", &url).output().await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+    admin.close().await;
+    tokio::task::spawn_blocking(move || cluster.stop()).await.unwrap().unwrap();
 }
