@@ -85,6 +85,24 @@ impl TestDb {
         db
     }
 
+    /// Holds ACCESS EXCLUSIVE on `marketing.events` (until the transaction
+    /// ends), so any refresh or partition change waits for it.
+    pub async fn lock_events(&self) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut tx = self.another_pool().await.begin().await.expect("begin");
+        sqlx::query("LOCK TABLE marketing.events IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
+        tx
+    }
+
+    /// Sessions of this database waiting for a lock.
+    pub async fn sessions_waiting_for_locks(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .expect("pg_stat_activity")
+    }
+
     /// A second, independent pool on the same database.
     pub async fn another_pool(&self) -> PgPool {
         PgPool::connect(self.url.expose()).await.expect("connect")

@@ -12,24 +12,6 @@ use tokio_util::sync::CancellationToken;
 use crate::aggregates::refresher;
 use crate::harness::{TestDb, config, metric, wait_until};
 
-/// Holds ACCESS EXCLUSIVE on marketing.events, so any refresh waits for it.
-async fn lock_events(db: &TestDb) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let pool = db.another_pool().await;
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE marketing.events IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
-    tx
-}
-
-/// Sessions of this database waiting for a relation lock.
-async fn waiting_sessions(db: &TestDb) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_refresh_still_running_in_this_process_is_skipped_and_counted() {
     let db = TestDb::migrated().await;
@@ -38,13 +20,13 @@ async fn a_refresh_still_running_in_this_process_is_skipped_and_counted() {
     let config = config("[database]\nlock_timeout = \"30s\"\n");
     let refresher = Arc::new(Refresher::new(db.pool.clone(), config, metrics.clone(), CancellationToken::new()));
     let aggregate = aggregates::find("daily_event_counts").unwrap();
-    let lock = lock_events(&db).await;
+    let lock = db.lock_events().await;
 
     let first = tokio::spawn({
         let refresher = refresher.clone();
         async move { refresher.refresh(aggregate).await.unwrap() }
     });
-    assert!(wait_until(Duration::from_secs(10), || async { waiting_sessions(&db).await == 1 }).await);
+    assert!(wait_until(Duration::from_secs(10), || async { db.sessions_waiting_for_locks().await == 1 }).await);
     assert!(refresher.is_running("daily_event_counts"));
     let second = refresher.refresh(aggregate).await.unwrap();
     assert_eq!(second.outcome, RefreshOutcome::SkippedRunning);
@@ -88,7 +70,7 @@ async fn a_lock_timeout_is_retried_then_reported_with_the_aggregate_name() {
     let metrics = Arc::new(Metrics::new(&names));
     let config = config("[database]\nlock_timeout = \"200ms\"\n[refresh]\nmax_attempts = 2\n");
     let refresher = Refresher::new(db.pool.clone(), config, metrics.clone(), CancellationToken::new());
-    let _lock = lock_events(&db).await;
+    let _lock = db.lock_events().await;
     let report = refresher.refresh(aggregates::find("daily_campaign_metrics").unwrap()).await.unwrap();
     assert_eq!(report.outcome, RefreshOutcome::Failure);
     assert_eq!(report.attempts, 2, "a lock timeout is transient: retried up to max_attempts");
@@ -105,7 +87,7 @@ async fn max_concurrent_caps_refreshes_in_flight() {
     let db = TestDb::migrated().await;
     let config = config("[database]\nlock_timeout = \"30s\"\n[refresh]\nmax_concurrent = 1\n");
     let refresher = Arc::new(refresher(&db.pool, config));
-    let lock = lock_events(&db).await;
+    let lock = db.lock_events().await;
     let tasks: Vec<_> = ["daily_campaign_metrics", "daily_event_counts"]
         .into_iter()
         .map(|name| {
@@ -113,9 +95,9 @@ async fn max_concurrent_caps_refreshes_in_flight() {
             tokio::spawn(async move { refresher.refresh(aggregates::find(name).unwrap()).await.unwrap() })
         })
         .collect();
-    assert!(wait_until(Duration::from_secs(10), || async { waiting_sessions(&db).await >= 1 }).await);
+    assert!(wait_until(Duration::from_secs(10), || async { db.sessions_waiting_for_locks().await >= 1 }).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(waiting_sessions(&db).await, 1, "the second refresh waits for a permit, not on the database");
+    assert_eq!(db.sessions_waiting_for_locks().await, 1, "the second refresh waits for a permit, not on the database");
     lock.rollback().await.unwrap();
     for task in tasks {
         assert_eq!(task.await.unwrap().outcome, RefreshOutcome::Success);

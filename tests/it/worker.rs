@@ -39,14 +39,22 @@ fn successes(aggregate: &str) -> String {
     format!("tally_refreshes_total{{aggregate=\"{aggregate}\",outcome=\"success\"}}")
 }
 
-async fn waiting_tally_sessions(db: &TestDb) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name = 'tally' AND wait_event_type = 'Lock'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap()
+/// Starts a worker on `db` (migrated) with the given grace period, waits for
+/// its first refreshes, adds events and blocks `marketing.events`, then waits
+/// until a refresh is stuck on that lock. Returns the worker, its address and
+/// the lock (released by ending the transaction).
+async fn worker_with_a_blocked_refresh(
+    db: &TestDb,
+    grace: &str,
+) -> (Running, SocketAddr, sqlx::Transaction<'static, sqlx::Postgres>) {
+    let toml = format!("[database]\nlock_timeout = \"60s\"\n[refresh]\nshutdown_grace = \"{grace}\"\n{FAST}");
+    let (worker, addr) = start_worker(&db.url, &toml);
+    wait_for_metric(addr, &successes("daily_campaign_metrics"), 1.0).await;
+    wait_for_metric(addr, &successes("daily_event_counts"), 1.0).await;
+    insert_sample_events(&db.pool).await;
+    let lock = db.lock_events().await;
+    assert!(wait_until(Duration::from_secs(10), || async { db.sessions_waiting_for_locks().await >= 1 }).await);
+    (worker, addr, lock)
 }
 
 #[tokio::test]
@@ -149,16 +157,7 @@ async fn a_database_down_at_start_is_waited_for_with_backoff() {
 #[tokio::test]
 async fn sigterm_waits_for_a_running_refresh_within_the_grace_period() {
     let db = TestDb::migrated().await;
-    let toml = format!("[database]\nlock_timeout = \"60s\"\n[refresh]\nshutdown_grace = \"20s\"\n{FAST}");
-    let (mut worker, addr) = start_worker(&db.url, &toml);
-    wait_for_metric(addr, &successes("daily_campaign_metrics"), 1.0).await;
-    wait_for_metric(addr, &successes("daily_event_counts"), 1.0).await;
-
-    insert_sample_events(&db.pool).await;
-    let blocker = db.another_pool().await;
-    let mut lock = blocker.begin().await.unwrap();
-    sqlx::query("LOCK TABLE marketing.events IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
-    assert!(wait_until(Duration::from_secs(10), || async { waiting_tally_sessions(&db).await >= 1 }).await);
+    let (mut worker, addr, lock) = worker_with_a_blocked_refresh(&db, "20s").await;
     // While it waits, the scheduler's next runs are skipped and counted.
     wait_for_metric(
         addr,
@@ -193,16 +192,7 @@ async fn sigterm_waits_for_a_running_refresh_within_the_grace_period() {
 #[tokio::test]
 async fn after_the_grace_period_a_refresh_is_cancelled_and_the_aggregate_keeps_its_contents() {
     let db = TestDb::migrated().await;
-    let toml = format!("[database]\nlock_timeout = \"60s\"\n[refresh]\nshutdown_grace = \"1s\"\n{FAST}");
-    let (mut worker, addr) = start_worker(&db.url, &toml);
-    wait_for_metric(addr, &successes("daily_campaign_metrics"), 1.0).await;
-    wait_for_metric(addr, &successes("daily_event_counts"), 1.0).await;
-
-    insert_sample_events(&db.pool).await;
-    let blocker = db.another_pool().await;
-    let mut lock = blocker.begin().await.unwrap();
-    sqlx::query("LOCK TABLE marketing.events IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.unwrap();
-    assert!(wait_until(Duration::from_secs(10), || async { waiting_tally_sessions(&db).await >= 1 }).await);
+    let (mut worker, _addr, lock) = worker_with_a_blocked_refresh(&db, "1s").await;
 
     worker.signal(Signal::SIGTERM);
     assert_eq!(worker.wait(Duration::from_secs(20)).await, Some(0), "{}", worker.log());
