@@ -55,6 +55,9 @@ pub enum Command {
         /// Seed of the generator: the same seed gives the same data.
         #[arg(long, default_value_t = 42)]
         seed: u32,
+        /// Days of history the events spread over, ending now.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
         /// Print the report and exit instead of running the worker.
         #[arg(long)]
         once: bool,

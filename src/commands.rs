@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::aggregates;
+use crate::aggregates::{self, Kind};
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
 use crate::db::{self, DatabaseUrl, Patience};
@@ -32,9 +32,9 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
     }
     let config = Arc::new(Config::load(cli.config.as_deref())?);
     match cli.command {
-        Command::Demo { events, seed, once } => {
+        Command::Demo { events, seed, days, once } => {
             let options = DemoOptions {
-                generate: GenerateOptions { events, seed, ..GenerateOptions::default() },
+                generate: GenerateOptions { events, seed, days, ..GenerateOptions::default() },
                 once,
                 run: RunOptions { migrate: true, metrics_addr: metrics_addr()? },
             };
@@ -88,7 +88,11 @@ async fn partitions(config: &Config, dry_run: bool, shutdown: &CancellationToken
 
 async fn refresh(config: Arc<Config>, names: &[String], shutdown: CancellationToken) -> Result<(), Error> {
     let selected = if names.is_empty() {
-        aggregates::REGISTRY.iter().filter(|a| config.aggregate(a.name).is_some_and(|s| s.enabled)).collect()
+        // Enabled rollups, then the views over them.
+        aggregates::REGISTRY
+            .iter()
+            .filter(|a| a.kind == Kind::View || config.aggregate(a.name).is_some_and(|s| s.enabled))
+            .collect()
     } else {
         aggregates::in_dependency_order(names).map_err(|unknown| {
             Error::Usage(format!(

@@ -60,9 +60,33 @@ pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Resu
         sqlx::query_scalar("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'reporting'")
             .fetch_all(pool)
             .await?;
-    let mut aggregate_lines = Vec::new();
+    let mut aggregate_lines: Vec<AggregateStatus> = Vec::new();
     for (aggregate, summary) in aggregates::REGISTRY.iter().zip(summaries) {
-        let Some(settings) = config.aggregate(aggregate.name) else { continue };
+        let built = built.iter().any(|b| b == aggregate.name);
+        let depends_on: Vec<String> = aggregate.depends_on.iter().map(|d| d.to_string()).collect();
+        let Some(settings) = config.aggregate(aggregate.name) else {
+            // A view is as fresh as the stalest aggregate it reads (listed before it).
+            let inputs: Vec<&AggregateStatus> =
+                aggregate_lines.iter().filter(|line| aggregate.depends_on.contains(&line.name.as_str())).collect();
+            let stalest = inputs.iter().map(|line| line.last_success).min().flatten();
+            aggregate_lines.push(AggregateStatus {
+                name: aggregate.name.to_string(),
+                mode: "view".to_string(),
+                enabled: true,
+                schedule: format!("current with {}", aggregate.depends_on.join(", ")),
+                built,
+                depends_on,
+                last_success: stalest,
+                staleness_seconds: inputs.iter().map(|line| line.staleness_seconds).reduce(max_staleness).flatten(),
+                last_duration_seconds: None,
+                rows: None,
+                next_run: None,
+                last_outcome: None,
+                last_error: None,
+                last_error_at: None,
+            });
+            continue;
+        };
         let next_run =
             settings.enabled.then(|| settings.schedule.next_after(now, summary.last_attempt_started)).flatten();
         aggregate_lines.push(AggregateStatus {
@@ -70,8 +94,8 @@ pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Resu
             mode: settings.mode.as_str().to_string(),
             enabled: settings.enabled,
             schedule: settings.schedule.describe(),
-            built: built.iter().any(|b| b == aggregate.name),
-            depends_on: aggregate.depends_on.iter().map(|d| d.to_string()).collect(),
+            built,
+            depends_on,
             last_success: summary.last_success_finished,
             staleness_seconds: summary.last_success_started.map(|s| (now - s).num_milliseconds() as f64 / 1000.0),
             last_duration_seconds: summary.last_duration_seconds,
@@ -111,6 +135,11 @@ pub fn render_text(status: &Status) -> String {
         if !a.depends_on.is_empty() {
             out.push_str(&format!("    reads:        {}\n", a.depends_on.join(", ")));
         }
+        if a.mode == "view" {
+            out.push_str(&format!("    fresh as of:  {}\n", when(a.last_success)));
+            out.push_str(&format!("    staleness:    {}\n", a.staleness_seconds.map_or("-".into(), seconds)));
+            continue;
+        }
         out.push_str(&format!("    last success: {}\n", when(a.last_success)));
         out.push_str(&format!("    staleness:    {}\n", a.staleness_seconds.map_or("-".into(), seconds)));
         out.push_str(&format!("    duration:     {}\n", a.last_duration_seconds.map_or("-".into(), seconds)));
@@ -133,6 +162,31 @@ pub fn render_text(status: &Status) -> String {
         ));
     }
     out
+}
+
+/// A compact table of the aggregates' freshness (what `demo` prints).
+pub fn freshness_table(status: &Status) -> String {
+    let mut out = format!(
+        "Aggregate freshness\n{:<24} {:<13} {:<21} {:>10} {:>9} {:>8}\n",
+        "aggregate", "mode", "last success", "staleness", "duration", "rows"
+    );
+    for a in &status.aggregates {
+        out.push_str(&format!(
+            "{:<24} {:<13} {:<21} {:>10} {:>9} {:>8}\n",
+            a.name,
+            a.mode,
+            when(a.last_success).trim_end_matches(" UTC"),
+            a.staleness_seconds.map_or("-".into(), seconds),
+            a.last_duration_seconds.map_or("-".into(), seconds),
+            a.rows.map_or("-".into(), |r| r.to_string())
+        ));
+    }
+    out
+}
+
+/// The larger staleness; unknown (never refreshed) counts as infinitely stale.
+fn max_staleness(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a?.max(b?))
 }
 
 fn when(at: Option<DateTime<Utc>>) -> String {

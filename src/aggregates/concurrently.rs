@@ -9,7 +9,9 @@
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::Aggregate;
+use super::catalog::{self, execute};
+use super::{Aggregate, views};
+use crate::config::Config;
 use crate::db::quote_ident;
 
 /// What a refresh had to do.
@@ -41,54 +43,49 @@ impl RefreshKind {
 #[derive(Debug, thiserror::Error)]
 pub enum ModeError {
     #[error(
-        "reporting.{name} exists but is not a materialized view (relkind `{relkind}`); \
+        "reporting.{name} exists but is not what tally builds (relkind `{relkind}`); \
          drop or rename it so tally can create the aggregate"
     )]
     WrongKind { name: &'static str, relkind: String },
+    #[error("reporting.{name} reads {}, which must be refreshed first", inputs.join(" and "))]
+    InputsMissing { name: &'static str, inputs: &'static [&'static str] },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
 /// Brings the aggregate up to date inside the caller's transaction (which
-/// holds the aggregate's advisory lock and the session timeouts), and
-/// returns what it did and the row count afterwards.
+/// holds the aggregate's advisory lock and the session timeouts), then makes
+/// sure the views reading it exist with their current definitions. Returns
+/// what it did and the row count afterwards.
 pub async fn refresh(
     conn: &mut PgConnection,
     aggregate: &Aggregate,
-    definition: &str,
+    config: &Config,
 ) -> Result<(RefreshKind, i64), ModeError> {
-    let fingerprint: String =
-        sqlx::query_scalar("SELECT 'tally definition ' || md5($1)").bind(definition).fetch_one(&mut *conn).await?;
-    let existing: Option<(String, bool, Option<String>)> = sqlx::query_as(
-        "SELECT c.relkind::text, c.relispopulated, obj_description(c.oid, 'pg_class')
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = 'reporting' AND c.relname = $1",
-    )
-    .bind(aggregate.name)
-    .fetch_optional(&mut *conn)
-    .await?;
-
-    let kind = match existing {
+    let definition = aggregate.definition(config);
+    let fingerprint = catalog::fingerprint(conn, &definition).await?;
+    let kind = match catalog::relation(conn, aggregate.name).await? {
         None => {
-            create(conn, aggregate, aggregate.name, definition, &fingerprint).await?;
+            create(conn, aggregate, aggregate.name, &definition, &fingerprint).await?;
             RefreshKind::Built
         }
-        Some((relkind, _, _)) if relkind != "m" => {
-            return Err(ModeError::WrongKind { name: aggregate.name, relkind });
+        Some(existing) if existing.relkind != "m" => {
+            return Err(ModeError::WrongKind { name: aggregate.name, relkind: existing.relkind });
         }
-        Some((_, _, comment)) if comment.as_deref() != Some(fingerprint.as_str()) => {
-            rebuild(conn, aggregate, definition, &fingerprint).await?;
+        Some(existing) if existing.comment.as_deref() != Some(fingerprint.as_str()) => {
+            rebuild(conn, aggregate, &definition, &fingerprint).await?;
             RefreshKind::Rebuilt
         }
-        Some((_, false, _)) => {
+        Some(existing) if !existing.populated => {
             execute(conn, format!("REFRESH MATERIALIZED VIEW {}", aggregate.qualified_name())).await?;
             RefreshKind::Populated
         }
-        Some((_, true, _)) => {
+        Some(_) => {
             execute(conn, format!("REFRESH MATERIALIZED VIEW CONCURRENTLY {}", aggregate.qualified_name())).await?;
             RefreshKind::Refreshed
         }
     };
+    views::ensure_dependents(conn, aggregate, config).await?;
     let rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}", aggregate.qualified_name())))
         .fetch_one(&mut *conn)
         .await?;
@@ -113,7 +110,8 @@ async fn create(
 }
 
 /// Builds the new definition under a temporary name, then swaps it in.
-/// The old view serves readers until the swap; the swap holds its lock only
+/// The old view serves readers until the swap; the swap (and the views that
+/// read the aggregate, dropped and recreated around it) holds its locks only
 /// until the surrounding transaction commits.
 async fn rebuild(
     conn: &mut PgConnection,
@@ -124,6 +122,7 @@ async fn rebuild(
     let staging = format!("{}__rebuild", aggregate.name);
     execute(conn, format!("DROP MATERIALIZED VIEW IF EXISTS reporting.{}", quote_ident(&staging))).await?;
     create(conn, aggregate, &staging, definition, fingerprint).await?;
+    views::drop_dependents(conn, aggregate).await?;
     execute(conn, format!("DROP MATERIALIZED VIEW {}", aggregate.qualified_name())).await?;
     execute(
         conn,
@@ -145,9 +144,4 @@ async fn rebuild(
     .await?;
     tracing::info!(aggregate = aggregate.name, "definition changed; rebuilt and swapped in");
     Ok(())
-}
-
-/// Runs one DDL statement built from registry names and validated settings.
-async fn execute(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
 }

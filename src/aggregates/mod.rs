@@ -2,9 +2,21 @@
 //! definition (`sql/aggregates/*.sql`), its unique key, the tables it reads
 //! and the aggregates it reads. Names from config are checked against it.
 
+mod catalog;
 pub mod concurrently;
+pub mod views;
 
 use crate::config::Config;
+
+/// How an aggregate is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Materialized and refreshed on a schedule (mode `concurrently`).
+    Rollup,
+    /// A plain view over other aggregates: always as fresh as they are,
+    /// never refreshed itself, (re)created whenever they are.
+    View,
+}
 
 /// One aggregate in `reporting`. Static data; the registry below is the only
 /// place they are defined.
@@ -12,9 +24,11 @@ use crate::config::Config;
 pub struct Aggregate {
     /// The relation name in `reporting`, also the name used in config and metrics.
     pub name: &'static str,
+    pub kind: Kind,
     /// One line for `tally status` and the docs.
     pub description: &'static str,
-    /// The SELECT that defines it, with `{{tz}}` for the reporting timezone.
+    /// The SELECT that defines it, with `{{tz}}` for the reporting timezone
+    /// and `{{lookback_days}}` for the attribution lookback.
     definition: &'static str,
     /// Columns of its unique key (one row per key), in index order.
     pub key: &'static [&'static str],
@@ -28,7 +42,8 @@ pub struct Aggregate {
 pub static REGISTRY: &[Aggregate] = &[
     Aggregate {
         name: "daily_campaign_metrics",
-        description: "events, visitors, sessions, signups, purchases and revenue per day and campaign",
+        kind: Kind::Rollup,
+        description: "events, page views, visitors, sessions, signups, purchases and revenue per day and campaign",
         definition: include_str!("../../sql/aggregates/daily_campaign_metrics.sql"),
         key: &["day", "utm_source", "utm_medium", "utm_campaign"],
         sources: &["marketing.events"],
@@ -36,11 +51,39 @@ pub static REGISTRY: &[Aggregate] = &[
     },
     Aggregate {
         name: "daily_event_counts",
+        kind: Kind::Rollup,
         description: "events and visitors per day and event name",
         definition: include_str!("../../sql/aggregates/daily_event_counts.sql"),
         key: &["day", "event"],
         sources: &["marketing.events"],
         depends_on: &[],
+    },
+    Aggregate {
+        name: "daily_lead_funnel",
+        kind: Kind::Rollup,
+        description: "leads created, qualified, converted and their average score per day, source and campaign",
+        definition: include_str!("../../sql/aggregates/daily_lead_funnel.sql"),
+        key: &["day", "source", "campaign"],
+        sources: &["marketing.leads"],
+        depends_on: &[],
+    },
+    Aggregate {
+        name: "daily_attribution",
+        kind: Kind::Rollup,
+        description: "conversions and revenue credited by the first_touch, last_touch and linear models",
+        definition: include_str!("../../sql/aggregates/daily_attribution.sql"),
+        key: &["day", "model", "utm_source", "utm_campaign"],
+        sources: &["marketing.conversions", "marketing.leads", "marketing.events"],
+        depends_on: &[],
+    },
+    Aggregate {
+        name: "campaign_performance",
+        kind: Kind::View,
+        description: "spend, visitors, conversions, revenue, CPA, ROAS and CTR per day and campaign",
+        definition: include_str!("../../sql/aggregates/campaign_performance.sql"),
+        key: &["day", "utm_source", "utm_campaign"],
+        sources: &["marketing.campaign_spend"],
+        depends_on: &["daily_campaign_metrics", "daily_attribution"],
     },
 ];
 
@@ -50,11 +93,18 @@ impl Aggregate {
         format!("reporting.{}", crate::db::quote_ident(self.name))
     }
 
-    /// The defining SELECT with the configured settings filled in. The only
-    /// substituted value is the timezone, validated against the IANA database
-    /// at config load and quoted as a literal.
+    /// The defining SELECT with the configured settings filled in: the
+    /// timezone (validated against the IANA database at config load, quoted as
+    /// a literal) and the lookback (an integer).
     pub fn definition(&self, config: &Config) -> String {
-        self.definition.replace("{{tz}}", &config.reporting_timezone.sql_literal())
+        self.definition
+            .replace("{{tz}}", &config.reporting_timezone.sql_literal())
+            .replace("{{lookback_days}}", &config.attribution_lookback_days.to_string())
+    }
+
+    /// The views that read this aggregate.
+    pub fn dependents(&self) -> impl Iterator<Item = &'static Aggregate> + '_ {
+        REGISTRY.iter().filter(move |a| a.depends_on.contains(&self.name))
     }
 }
 
@@ -68,16 +118,28 @@ pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|a| a.name).collect()
 }
 
-/// The named aggregates ordered so that each comes after the aggregates it
-/// reads. Unknown names are returned as the error, all of them.
+/// The named aggregates, with what they read (transitively), ordered so
+/// that each comes after the aggregates it reads. Unknown names are returned
+/// as the error, all of them.
 pub fn in_dependency_order(names: &[String]) -> Result<Vec<&'static Aggregate>, Vec<String>> {
     let unknown: Vec<String> = names.iter().filter(|n| find(n).is_none()).cloned().collect();
     if !unknown.is_empty() {
         return Err(unknown);
     }
+    let mut wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut index = 0;
+    while index < wanted.len() {
+        let dependencies = find(wanted[index]).map_or(&[][..], |a| a.depends_on);
+        for dependency in dependencies {
+            if !wanted.contains(dependency) {
+                wanted.push(dependency);
+            }
+        }
+        index += 1;
+    }
     // REGISTRY is written in dependency order (a test holds it to that), so
     // filtering it keeps the order.
-    Ok(REGISTRY.iter().filter(|a| names.iter().any(|n| n == a.name)).collect())
+    Ok(REGISTRY.iter().filter(|a| wanted.contains(&a.name)).collect())
 }
 
 #[cfg(test)]
@@ -106,6 +168,34 @@ mod tests {
         assert_eq!(err, vec!["nope".to_string(), "nada".to_string()]);
         let order = in_dependency_order(&["daily_event_counts".into(), "daily_campaign_metrics".into()]).unwrap();
         assert_eq!(order.iter().map(|a| a.name).collect::<Vec<_>>(), ["daily_campaign_metrics", "daily_event_counts"]);
+        let view = in_dependency_order(&["campaign_performance".into()]).unwrap();
+        assert_eq!(
+            view.iter().map(|a| a.name).collect::<Vec<_>>(),
+            ["daily_campaign_metrics", "daily_attribution", "campaign_performance"],
+            "a view brings the aggregates it reads, first"
+        );
+    }
+
+    #[test]
+    fn views_read_only_rollups_and_rollups_read_no_views() {
+        for aggregate in REGISTRY {
+            for dependency in aggregate.depends_on {
+                assert_eq!(find(dependency).map(|d| d.kind), Some(Kind::Rollup), "{}", aggregate.name);
+            }
+            if aggregate.kind == Kind::Rollup {
+                assert!(aggregate.depends_on.is_empty(), "{}", aggregate.name);
+            }
+        }
+        let readers: Vec<&str> = find("daily_attribution").unwrap().dependents().map(|a| a.name).collect();
+        assert_eq!(readers, ["campaign_performance"]);
+    }
+
+    #[test]
+    fn settings_are_substituted() {
+        let config = Config::from_toml("attribution_lookback_days = 7", std::path::Path::new("t.toml")).unwrap();
+        let sql = find("daily_attribution").unwrap().definition(&config);
+        assert!(sql.contains("make_interval(days => 7)"), "{sql}");
+        assert!(!sql.contains("{{"));
     }
 
     #[test]

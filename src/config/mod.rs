@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 pub use values::{HumanDuration, Schedule, Timezone};
 
-use crate::aggregates;
+use crate::aggregates::{self, Kind};
 
 /// A configuration problem: which file, which key, and what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,7 @@ pub struct Config {
     pub refresh: RefreshConfig,
     /// When partition maintenance runs.
     pub maintenance_schedule: Schedule,
-    /// Effective settings of every aggregate in the registry.
+    /// Effective settings of every rollup in the registry (views have none).
     aggregates: BTreeMap<&'static str, AggregateSettings>,
 }
 
@@ -215,7 +215,7 @@ impl Config {
         file.validate(&format!("config file {}", path.display()))
     }
 
-    /// The effective settings of a registered aggregate.
+    /// The effective settings of a registered rollup; `None` for a view or an unknown name.
     pub fn aggregate(&self, name: &str) -> Option<&AggregateSettings> {
         self.aggregates.get(name)
     }
@@ -254,15 +254,28 @@ impl ConfigFile {
             .map_err(|reason| invalid("partitions.maintenance_schedule", reason))?;
 
         for name in self.aggregates.keys() {
-            if aggregates::find(name).is_none() {
-                return Err(invalid(
-                    &format!("aggregates.{name}"),
-                    format!("no aggregate named `{name}`; known aggregates: {}", aggregates::names().join(", ")),
-                ));
+            match aggregates::find(name) {
+                None => {
+                    return Err(invalid(
+                        &format!("aggregates.{name}"),
+                        format!("no aggregate named `{name}`; known aggregates: {}", aggregates::names().join(", ")),
+                    ));
+                }
+                Some(view) if view.kind == Kind::View => {
+                    return Err(invalid(
+                        &format!("aggregates.{name}"),
+                        format!(
+                            "`{name}` is a plain view over {}: always as fresh as they are, it has no mode or \
+                             schedule; remove this section",
+                            view.depends_on.join(" and ")
+                        ),
+                    ));
+                }
+                Some(_) => {}
             }
         }
         let mut resolved = BTreeMap::new();
-        for aggregate in aggregates::REGISTRY {
+        for aggregate in aggregates::REGISTRY.iter().filter(|a| a.kind == Kind::Rollup) {
             let settings = match self.aggregates.get(aggregate.name) {
                 None => AggregateSettings::default(),
                 Some(file) => resolve_aggregate(file)

@@ -99,6 +99,14 @@ fn unknown_aggregates_are_named_with_the_known_ones() {
 }
 
 #[test]
+fn views_take_no_settings() {
+    let text = error_text("[aggregates.campaign_performance]\nevery = \"1m\"\n");
+    assert!(text.contains("`aggregates.campaign_performance`"), "{text}");
+    assert!(text.contains("plain view"), "{text}");
+    assert!(Config::load(None).unwrap().aggregate("campaign_performance").is_none());
+}
+
+#[test]
 fn unknown_timezones_are_rejected() {
     let text = error_text("reporting_timezone = \"Mars/Olympus\"\n");
     assert!(text.contains("unknown timezone `Mars/Olympus`"), "{text}");

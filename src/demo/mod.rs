@@ -89,6 +89,7 @@ async fn demo(
 
     let enabled: Vec<(&str, &str)> = aggregates::REGISTRY.iter().map(|a| (a.name, "concurrently")).collect();
     let refresher = Refresher::new(pool.clone(), config.clone(), Arc::new(Metrics::new(&enabled)), shutdown.clone());
+    // Every rollup, then the views over them (the registry's order).
     for aggregate in aggregates::REGISTRY {
         let Some(report) = refresher.refresh(aggregate).await else {
             return Ok(()); // interrupted
@@ -97,7 +98,14 @@ async fn demo(
             return Err(Error::runtime(format!("refreshing {}", aggregate.name), report.error.unwrap_or_default()));
         }
     }
-    println!("{}", campaign_report(&pool).await.map_err(|e| Error::database("reading the campaign report", &e))?);
+    println!(
+        "{}",
+        campaign_report(&pool, &config).await.map_err(|e| Error::database("reading the campaign report", &e))?
+    );
+    let status = crate::status::collect(&pool, &config, Utc::now())
+        .await
+        .map_err(|e| Error::database("reading the aggregate status", &e))?;
+    println!("{}", crate::status::freshness_table(&status));
     pool.close().await;
     if options.once {
         return Ok(());

@@ -1,44 +1,67 @@
-//! The per-campaign report `tally demo` prints, read from the aggregates.
+//! What `tally demo` prints: the top campaigns of the last 30 days, read
+//! from `reporting.campaign_performance`.
 
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
+
+use crate::config::Config;
 
 #[derive(sqlx::FromRow)]
 struct CampaignLine {
     utm_source: String,
     utm_campaign: String,
-    page_views: i64,
+    visitors: i64,
     signups: i64,
     purchases: i64,
     revenue: f64,
     spend: f64,
+    cpa: Option<f64>,
+    roas: Option<f64>,
 }
 
-/// Totals per source and campaign over everything in
-/// `reporting.daily_campaign_metrics`, with spend and ROAS.
-pub async fn campaign_report(pool: &PgPool) -> Result<String, sqlx::Error> {
-    let lines: Vec<CampaignLine> = sqlx::query_as(
-        "SELECT m.utm_source, m.utm_campaign,
-                sum(m.page_views)::bigint AS page_views, sum(m.signups)::bigint AS signups,
-                sum(m.purchases)::bigint AS purchases, sum(m.revenue)::float8 AS revenue,
-                coalesce(max(s.spend), 0)::float8 AS spend
-         FROM reporting.daily_campaign_metrics AS m
-         LEFT JOIN (SELECT utm_source, utm_campaign, sum(spend) AS spend
-                    FROM marketing.campaign_spend GROUP BY 1, 2) AS s
-           ON s.utm_source = m.utm_source AND s.utm_campaign = m.utm_campaign
-         GROUP BY m.utm_source, m.utm_campaign
-         ORDER BY revenue DESC, m.utm_source, m.utm_campaign",
-    )
+/// The ten campaigns with the most (first-touch) revenue over the last 30
+/// days in the reporting timezone, as a text table.
+pub async fn campaign_report(pool: &PgPool, config: &Config) -> Result<String, sqlx::Error> {
+    let lines: Vec<CampaignLine> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT utm_source, utm_campaign,
+                sum(visitors)::bigint AS visitors, sum(signups)::bigint AS signups,
+                sum(purchases)::bigint AS purchases, sum(revenue)::float8 AS revenue, sum(spend)::float8 AS spend,
+                (sum(spend) / nullif(sum(conversions), 0))::float8 AS cpa,
+                (sum(revenue) / nullif(sum(spend), 0))::float8 AS roas
+         FROM reporting.campaign_performance
+         WHERE day > (now() AT TIME ZONE {tz})::date - 30
+         GROUP BY utm_source, utm_campaign
+         ORDER BY revenue DESC, utm_source, utm_campaign
+         LIMIT 10",
+        tz = config.reporting_timezone.sql_literal()
+    )))
     .fetch_all(pool)
     .await?;
     let mut out = format!(
-        "{:<12} {:<16} {:>10} {:>8} {:>9} {:>12} {:>10} {:>6}\n",
-        "source", "campaign", "page_views", "signups", "purchases", "revenue", "spend", "roas"
+        "Top campaigns, last 30 days ({}; revenue and CPA by first touch)\n{:<12} {:<16} {:>9} {:>8} {:>9} {:>11} {:>10} {:>8} {:>6}\n",
+        config.reporting_timezone.name(),
+        "source",
+        "campaign",
+        "visitors",
+        "signups",
+        "purchases",
+        "revenue",
+        "spend",
+        "cpa",
+        "roas"
     );
+    let or_dash = |value: Option<f64>, decimals: usize| value.map_or("-".to_string(), |v| format!("{v:.decimals$}"));
     for l in &lines {
-        let roas = if l.spend > 0.0 { format!("{:.2}", l.revenue / l.spend) } else { "-".to_string() };
         out.push_str(&format!(
-            "{:<12} {:<16} {:>10} {:>8} {:>9} {:>12.2} {:>10.2} {:>6}\n",
-            l.utm_source, l.utm_campaign, l.page_views, l.signups, l.purchases, l.revenue, l.spend, roas
+            "{:<12} {:<16} {:>9} {:>8} {:>9} {:>11.2} {:>10.2} {:>8} {:>6}\n",
+            l.utm_source,
+            l.utm_campaign,
+            l.visitors,
+            l.signups,
+            l.purchases,
+            l.revenue,
+            l.spend,
+            or_dash(l.cpa, 2),
+            or_dash(l.roas, 2)
         ));
     }
     Ok(out)

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use sqlx::{Acquire, PgPool};
 
-use crate::aggregates::Aggregate;
 use crate::aggregates::concurrently::{self, ModeError, RefreshKind};
+use crate::aggregates::{Aggregate, Kind, views};
 use crate::config::Config;
 
 /// First key of every refresh advisory lock (`"tref"`); the second is
@@ -104,7 +104,10 @@ pub async fn run(
         return Ok(Attempt::LockedElsewhere);
     }
     crate::db::set_local_timeouts(&mut tx, &config.database).await?;
-    let (kind, rows) = concurrently::refresh(&mut tx, aggregate, &aggregate.definition(config)).await?;
+    let (kind, rows) = match aggregate.kind {
+        Kind::Rollup => concurrently::refresh(&mut tx, aggregate, config).await?,
+        Kind::View => views::refresh(&mut tx, aggregate, config).await?,
+    };
     tx.commit().await?;
     Ok(Attempt::Refreshed { kind, rows })
 }

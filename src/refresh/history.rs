@@ -14,7 +14,7 @@ pub async fn record(pool: &PgPool, report: &RefreshReport, worker: &str) -> Resu
          VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)",
     )
     .bind(report.aggregate)
-    .bind(report.mode.as_str())
+    .bind(report.mode)
     .bind(report.started_at)
     .bind(report.finished_at)
     .bind(report.outcome.as_str())

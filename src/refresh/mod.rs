@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aggregates::Aggregate;
 use crate::aggregates::concurrently::RefreshKind;
-use crate::config::{Config, Mode};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use attempt::{ActiveBackends, Attempt};
 
@@ -49,7 +49,8 @@ impl RefreshOutcome {
 #[derive(Debug, Clone)]
 pub struct RefreshReport {
     pub aggregate: &'static str,
-    pub mode: Mode,
+    /// `concurrently` (or `incremental`) for rollups, `view` for views.
+    pub mode: &'static str,
     pub outcome: RefreshOutcome,
     pub kind: Option<RefreshKind>,
     pub started_at: DateTime<Utc>,
@@ -93,7 +94,10 @@ impl Refresher {
     /// it. `None` when shutdown began before the refresh could start (it was
     /// waiting for a `max_concurrent` permit); nothing is recorded then.
     pub async fn refresh(&self, aggregate: &'static Aggregate) -> Option<RefreshReport> {
-        let mode = self.config.aggregate(aggregate.name).map_or(Mode::Concurrently, |s| s.mode);
+        let mode = match self.config.aggregate(aggregate.name) {
+            Some(settings) => settings.mode.as_str(),
+            None => "view",
+        };
         let started_at = Utc::now();
         let Some(_running) = RunningGuard::start(&self.running, aggregate.name) else {
             let report = RefreshReport {
@@ -193,7 +197,7 @@ impl Refresher {
             RefreshOutcome::Success => {
                 self.metrics
                     .refresh_duration_seconds
-                    .with_label_values(&[aggregate, report.mode.as_str()])
+                    .with_label_values(&[aggregate, report.mode])
                     .observe(duration.as_secs_f64());
                 self.metrics.record_success(aggregate, report.started_at, report.finished_at, report.rows.unwrap_or(0));
                 tracing::info!(aggregate, kind = report.kind.map_or("", |k| k.as_str()), rows = report.rows, duration = ?duration, attempts = report.attempts, "refreshed");

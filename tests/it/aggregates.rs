@@ -225,7 +225,10 @@ async fn a_broken_aggregate_fails_with_its_name_and_the_others_go_on() {
     let broken = refresher.refresh(aggregates::find("daily_event_counts").unwrap()).await.unwrap();
     assert_eq!(broken.outcome, RefreshOutcome::Failure);
     let error = broken.error.unwrap();
-    assert!(error.contains("reporting.daily_event_counts exists but is not a materialized view"), "{error}");
+    assert!(
+        error.contains("reporting.daily_event_counts exists but is not what tally builds (relkind `r`)"),
+        "{error}"
+    );
     assert_eq!(broken.attempts, 1, "a permanent error is not retried");
     let fine = refresher.refresh(aggregates::find("daily_campaign_metrics").unwrap()).await.unwrap();
     assert_eq!(fine.outcome, RefreshOutcome::Success);
@@ -235,5 +238,5 @@ async fn a_broken_aggregate_fails_with_its_name_and_the_others_go_on() {
             .await
             .unwrap();
     assert_eq!(recorded.0, "failure");
-    assert!(recorded.1.contains("not a materialized view"));
+    assert!(recorded.1.contains("drop or rename it"));
 }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod aggregates;
+mod attribution;
 mod cli;
 mod demo;
 mod partitions;

@@ -1,0 +1,59 @@
+-- reporting.daily_attribution: conversions and revenue credited to campaigns
+-- by three models, per day of the conversion (SPEC §4).
+-- {{tz}} is the reporting_timezone literal; {{lookback_days}} the configured
+-- attribution_lookback_days (an integer).
+--
+-- A touch of a conversion is an event of the lead's user (events.user_id =
+-- leads.user_id) with a utm_source, at or before the conversion and less than
+-- {{lookback_days}} days before it.
+--   first_touch: the lead's own source/campaign (the brief's first-touch query).
+--   last_touch:  the latest touch (ties: highest event id); the lead's
+--                source/campaign when there is none.
+--   linear:      each of the n touches gets 1/n of the conversion and of its
+--                revenue; the lead's source/campaign when there is none.
+-- Missing or empty values group under '(none)'. `conversions` is numeric so
+-- linear credit sums to 1 per conversion (up to numeric rounding).
+WITH conversion AS (
+    SELECT c.id, c.occurred_at, c.revenue, l.user_id,
+           coalesce(nullif(l.source, ''), '(none)')   AS lead_source,
+           coalesce(nullif(l.campaign, ''), '(none)') AS lead_campaign
+    FROM marketing.conversions AS c
+    JOIN marketing.leads AS l ON l.id = c.lead_id
+),
+touch AS (
+    SELECT cv.id AS conversion_id,
+           e.utm_source,
+           coalesce(nullif(e.utm_campaign, ''), '(none)') AS utm_campaign,
+           count(*) OVER (PARTITION BY cv.id) AS touches,
+           row_number() OVER (PARTITION BY cv.id ORDER BY e.occurred_at DESC, e.id DESC) AS recency
+    FROM conversion AS cv
+    JOIN marketing.events AS e
+      ON e.user_id = cv.user_id
+     AND e.occurred_at <= cv.occurred_at
+     AND e.occurred_at > cv.occurred_at - make_interval(days => {{lookback_days}})
+     AND nullif(e.utm_source, '') IS NOT NULL
+),
+credit AS (
+    SELECT cv.occurred_at, 'first_touch' AS model, cv.lead_source AS utm_source, cv.lead_campaign AS utm_campaign,
+           1::numeric AS conversions, cv.revenue AS revenue
+    FROM conversion AS cv
+    UNION ALL
+    SELECT cv.occurred_at, 'last_touch', coalesce(t.utm_source, cv.lead_source), coalesce(t.utm_campaign, cv.lead_campaign),
+           1::numeric, cv.revenue
+    FROM conversion AS cv
+    LEFT JOIN touch AS t ON t.conversion_id = cv.id AND t.recency = 1
+    UNION ALL
+    SELECT cv.occurred_at, 'linear', coalesce(t.utm_source, cv.lead_source), coalesce(t.utm_campaign, cv.lead_campaign),
+           1::numeric / coalesce(t.touches, 1), cv.revenue / coalesce(t.touches, 1)
+    FROM conversion AS cv
+    LEFT JOIN touch AS t ON t.conversion_id = cv.id
+)
+SELECT
+    (occurred_at AT TIME ZONE {{tz}})::date AS day,
+    model,
+    utm_source,
+    utm_campaign,
+    sum(conversions)                         AS conversions,
+    sum(revenue)                             AS revenue
+FROM credit
+GROUP BY 1, 2, 3, 4
