@@ -59,30 +59,12 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
 
 async fn partitions(config: &Config, dry_run: bool, shutdown: &CancellationToken) -> Result<(), Error> {
     let pool = connect(config, &required_url()?, shutdown).await?;
-    let reports = crate::partitions::maintain(&pool, config, Utc::now().date_naive(), dry_run, None)
-        .await
-        .map_err(|e| Error::database("maintaining partitions", &e))?;
-    let verb = if dry_run { "would create" } else { "created" };
-    let mut failed = Vec::new();
-    for report in &reports {
-        let done = if dry_run { &report.plan.create } else { &report.created };
-        for month in done {
-            println!("{}: {verb} partition for {month}", report.table);
-        }
-        for (month, rows) in &report.plan.blocked {
-            println!("{}: cannot create {month} yet: {rows} rows for it are in the default partition", report.table);
-        }
-        if report.locked_elsewhere {
-            println!("{}: another tally process is maintaining partitions; try again later", report.table);
-        }
-        if done.is_empty() && report.plan.blocked.is_empty() && report.errors.is_empty() && !report.locked_elsewhere {
-            println!("{}: all partitions present; nothing to do", report.table);
-        }
-        failed.extend(report.errors.iter().cloned());
-    }
-    match failed.is_empty() {
+    let reports = crate::partitions::maintain(&pool, config, Utc::now().date_naive(), dry_run, None, shutdown).await;
+    print!("{}", crate::partitions::render_reports(&reports));
+    let failures: Vec<String> = reports.iter().flat_map(|r| r.failures()).collect();
+    match failures.is_empty() {
         true => Ok(()),
-        false => Err(Error::runtime("partition maintenance", failed.join("; "))),
+        false => Err(Error::runtime("partition maintenance", failures.join("; "))),
     }
 }
 

@@ -86,9 +86,9 @@ impl Jobs {
         let jobs = self.clone();
         self.tracker.spawn(async move {
             let today = Utc::now().date_naive();
-            if let Err(e) = crate::partitions::maintain(&jobs.pool, &jobs.config, today, false, Some(&jobs.metrics)).await {
-                tracing::error!(error = %crate::db::describe(&e), "partition maintenance failed; will retry at the next run");
-            }
+            // Each action logs itself; failures are retried at the next run.
+            crate::partitions::maintain(&jobs.pool, &jobs.config, today, false, Some(&jobs.metrics), &jobs.shutdown)
+                .await;
             match crate::refresh::history::prune(&jobs.pool, jobs.config.refresh.history_days).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "pruned refresh history"),

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use crate::aggregates;
 use crate::config::Config;
-use crate::partitions::{self, MANAGED_TABLES};
+use crate::partitions;
 use crate::refresh::history;
 
 /// Everything `tally status` reports.
@@ -50,6 +50,8 @@ pub struct TableStatus {
     pub last_month: Option<String>,
     pub future_months: usize,
     pub default_partition_rows: i64,
+    /// Why the table could not be read (missing, not range-partitioned).
+    pub error: Option<String>,
 }
 
 /// Reads the status from the database as of `now`.
@@ -108,16 +110,28 @@ pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Resu
     }
     let today: NaiveDate = now.date_naive();
     let mut tables = Vec::new();
-    for table in MANAGED_TABLES {
-        let state = partitions::inspect(pool, table).await?;
-        tables.push(TableStatus {
-            table: table.label(),
-            partitions: state.months.len(),
-            first_month: state.months.first().map(|m| m.to_string()),
-            last_month: state.months.last().map(|m| m.to_string()),
-            future_months: state.future_months(today),
-            default_partition_rows: state.default_row_count(),
-        });
+    for table in partitions::managed_tables(config) {
+        let line = match partitions::inspect(pool, &table).await {
+            Ok(state) => TableStatus {
+                table: table.label(),
+                partitions: state.months.len(),
+                first_month: state.months.first().map(|m| m.to_string()),
+                last_month: state.months.last().map(|m| m.to_string()),
+                future_months: state.future_months(today),
+                default_partition_rows: state.default_row_count(),
+                error: None,
+            },
+            Err(e) => TableStatus {
+                table: table.label(),
+                partitions: 0,
+                first_month: None,
+                last_month: None,
+                future_months: 0,
+                default_partition_rows: 0,
+                error: Some(e.reason),
+            },
+        };
+        tables.push(line);
     }
     Ok(Status { generated_at: now, aggregates: aggregate_lines, tables })
 }
@@ -151,6 +165,10 @@ pub fn render_text(status: &Status) -> String {
     }
     out.push_str("PARTITIONED TABLES\n");
     for t in &status.tables {
+        if let Some(error) = &t.error {
+            out.push_str(&format!("  {}: {error}\n", t.table));
+            continue;
+        }
         out.push_str(&format!(
             "  {}: {} monthly partitions ({} .. {}), {} future months, {} rows in the default partition\n",
             t.table,

@@ -63,9 +63,9 @@ pub async fn run(
         db::migrate(&pool, url).await?;
     }
     let today = Utc::now().date_naive();
-    if let Err(e) = crate::partitions::maintain(&pool, &config, today, false, Some(&metrics)).await {
-        tracing::error!(error = %db::describe(&e), "partition maintenance failed at start-up; will retry on schedule");
-    }
+    warn_about_retention(&config);
+    // Failures are logged per action and retried on the maintenance schedule.
+    crate::partitions::maintain(&pool, &config, today, false, Some(&metrics), &shutdown).await;
 
     let tracker = TaskTracker::new();
     let refresher = Arc::new(Refresher::new(pool.clone(), config.clone(), metrics.clone(), shutdown.clone()));
@@ -112,6 +112,26 @@ pub async fn run(
     let _ = server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Retention removes raw months; an aggregate rebuilt from raw data in
+/// `concurrently` mode loses those days at its next refresh. Said once, at start.
+fn warn_about_retention(config: &Config) {
+    let Some(months) = config.partitions.retention_months else { return };
+    let tables: Vec<String> = crate::partitions::managed_tables(config).iter().map(|t| t.label()).collect();
+    for aggregate in aggregates::REGISTRY {
+        let Some(settings) = config.aggregate(aggregate.name).filter(|s| s.enabled) else { continue };
+        let reads = aggregate.sources.iter().find(|source| tables.iter().any(|t| t == *source));
+        if let (Some(source), crate::config::Mode::Concurrently) = (reads, settings.mode) {
+            tracing::warn!(
+                aggregate = aggregate.name,
+                source,
+                retention_months = months,
+                "retention is on and this aggregate is recomputed from {source} in concurrently mode: days whose raw \
+                 months are retired disappear from it at its next refresh"
+            );
+        }
+    }
 }
 
 /// At start-up, refreshes (in dependency order, in the background) every

@@ -99,10 +99,15 @@ impl Default for DatabaseConfig {
 pub struct PartitionsConfig {
     /// Future months that always exist besides the current one.
     pub premake_months: u32,
-    /// Months of raw events to keep (not available yet: leave unset).
+    /// Keep the current month and this many months before it; older months
+    /// are detached (and dropped unless `retention_keep_table`). Unset: keep all.
     pub retention_months: Option<u32>,
     /// With retention, detach old months but keep their tables.
     pub retention_keep_table: bool,
+    /// Rows per transaction when moving rows out of the default partition.
+    pub rescue_batch_rows: u32,
+    /// More month-partitioned tables to manage, as `"marketing.NAME"`.
+    pub extra_tables: Vec<String>,
     /// When partition maintenance runs (6-field cron, UTC).
     pub maintenance_schedule: String,
 }
@@ -113,6 +118,8 @@ impl Default for PartitionsConfig {
             premake_months: 3,
             retention_months: None,
             retention_keep_table: false,
+            rescue_batch_rows: 10_000,
+            extra_tables: Vec::new(),
             maintenance_schedule: "0 0 * * * *".to_string(),
         }
     }
@@ -244,11 +251,33 @@ impl ConfigFile {
         if self.partitions.premake_months > 120 {
             return Err(invalid("partitions.premake_months", "must be at most 120".to_string()));
         }
-        if self.partitions.retention_months.is_some() {
+        if self.partitions.retention_months == Some(0) {
             return Err(invalid(
                 "partitions.retention_months",
-                "retention is not available in this version of tally; remove the key".to_string(),
+                "must be at least 1 (the current month is never retired); remove the key to keep everything"
+                    .to_string(),
             ));
+        }
+        if self.partitions.rescue_batch_rows == 0 {
+            return Err(invalid("partitions.rescue_batch_rows", "must be at least 1".to_string()));
+        }
+        for (index, table) in self.partitions.extra_tables.iter().enumerate() {
+            let key = format!("partitions.extra_tables[{index}]");
+            let name = table.strip_prefix("marketing.").unwrap_or_default();
+            let simple = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !simple || name == "events" {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "`{table}` is not a table tally can manage; write \"marketing.NAME\" with a lowercase \
+                         unquoted NAME (marketing.events is always managed)"
+                    ),
+                ));
+            }
+            if self.partitions.extra_tables[..index].contains(table) {
+                return Err(invalid(&key, format!("`{table}` is listed twice")));
+            }
         }
         let maintenance_schedule = Schedule::cron(&self.partitions.maintenance_schedule)
             .map_err(|reason| invalid("partitions.maintenance_schedule", reason))?;

@@ -125,9 +125,22 @@ fn zero_values_are_rejected() {
 }
 
 #[test]
+fn partition_settings_are_validated() {
+    let config = parse("[partitions]\nretention_months = 12\nextra_tables = [\"marketing.ad_clicks\"]\n").unwrap();
+    assert_eq!(config.partitions.retention_months, Some(12));
+    assert_eq!(config.partitions.rescue_batch_rows, 10_000);
+    let text = error_text("[partitions]\nretention_months = 0\n");
+    assert!(text.contains("`partitions.retention_months`: must be at least 1"), "{text}");
+    for bad in ["public.clicks", "marketing.Clicks", "marketing.events", "marketing.", "marketing.a;drop"] {
+        let text = error_text(&format!("[partitions]\nextra_tables = [\"{bad}\"]\n"));
+        assert!(text.contains("`partitions.extra_tables[0]`"), "{bad}: {text}");
+    }
+    let text = error_text("[partitions]\nextra_tables = [\"marketing.a\", \"marketing.a\"]\n");
+    assert!(text.contains("listed twice"), "{text}");
+}
+
+#[test]
 fn features_not_yet_available_are_rejected_not_ignored() {
-    let text = error_text("[partitions]\nretention_months = 12\n");
-    assert!(text.contains("retention is not available"), "{text}");
     let text = error_text("[aggregates.daily_event_counts]\nmode = \"incremental\"\n");
     assert!(text.contains("incremental mode is not available"), "{text}");
 }

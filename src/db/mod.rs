@@ -3,6 +3,7 @@
 //! classification of PostgreSQL errors (transient or not, and how to say them).
 
 mod cluster;
+mod retry;
 mod url;
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 pub use cluster::{ClusterError, EphemeralCluster};
+pub use retry::{Retried, Transient, with_retries};
 pub use url::{DatabaseUrl, UrlError};
 
 use crate::config::DatabaseConfig;

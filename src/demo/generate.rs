@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::partitions::{MANAGED_TABLES, Month, ensure_months, months_between};
+use crate::partitions::{ManagedTable, Month, create_months, months_between};
 
 /// Events per statement: small enough for a lively progress bar, large
 /// enough that statement overhead does not matter.
@@ -58,9 +58,9 @@ pub async fn generate(pool: &PgPool, config: &Config, options: &GenerateOptions)
     // Weekend sessions move up to six days back; a week of margin covers them.
     let first = Month::of((options.anchor - Duration::days(i64::from(options.days) + 7)).date_naive());
     let months = months_between(first, Month::of(options.anchor.date_naive()));
-    for table in MANAGED_TABLES {
-        ensure_months(pool, config, table, &months, false).await.map_err(failed)?;
-    }
+    create_months(pool, config, &ManagedTable::events(), &months)
+        .await
+        .map_err(|e| Error::runtime("creating partitions for the demo data", e.to_string()))?;
     tracing::info!(events = options.events, days = options.days, seed = options.seed, "generating demo data");
     let started = std::time::Instant::now();
     let progress = Progress::new(options.events);

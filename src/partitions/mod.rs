@@ -1,166 +1,132 @@
-//! Monthly partitions of the tables tally manages (`marketing.events`):
-//! the current month and `premake_months` future months always exist.
+//! Monthly partitions of the tables tally manages (`marketing.events`, plus
+//! `[partitions] extra_tables`): the current month and `premake_months`
+//! future months always exist; rows stuck in the default partition are moved
+//! into their months; months older than `retention_months` are retired.
 //!
-//! A month is created standalone (`LIKE` the parent) and then attached,
-//! which takes only SHARE UPDATE EXCLUSIVE on the parent, so applications
-//! keep reading and writing `events` meanwhile. Each month is its own short
-//! transaction holding a transaction-scoped advisory lock (two workers never
-//! race) and `SET LOCAL lock_timeout` (never queue in front of writers).
+//! Planning is pure ([`plan`]); each action is its own short transaction
+//! holding the table's advisory lock (two workers never race) and `SET
+//! LOCAL lock_timeout` (never queue in front of application writes),
+//! retried with backoff when it fails transiently. Every action is logged
+//! once, in [`log_action`], and reported to the caller.
 
+mod create;
+mod inspect;
 mod month;
+mod plan;
+mod report;
+mod rescue;
+mod retire;
 
-use std::collections::BTreeMap;
+use std::sync::atomic::AtomicI64;
 
 use chrono::NaiveDate;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
+pub use create::Step;
+pub use inspect::{TableState, inspect};
 pub use month::{Month, months_between, required_months};
+pub use plan::{PartitionPlan, PlanSettings, plan, retention_horizon};
+pub use report::{Action, ActionKind, ActionResult, MaintenanceReport, render_reports};
+
+use report::{action, log_action};
 
 use crate::config::Config;
 use crate::db::quote_ident;
 use crate::metrics::Metrics;
 
 /// First key of partition-maintenance advisory locks (`"tpar"`); the second
-/// is `hashtext` of the table name.
+/// is `hashtext` of the table name (`marketing.events`).
 pub const PARTITION_LOCK_CLASS: i32 = 0x7470_6172;
 
+/// Attempts per maintenance action when it fails transiently (a lock timeout).
+const MAX_ATTEMPTS: u32 = 3;
+
 /// A month-partitioned table tally manages.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedTable {
-    pub schema: &'static str,
-    pub name: &'static str,
+    pub schema: String,
+    pub name: String,
 }
 
-/// Every table whose partitions tally maintains.
-pub static MANAGED_TABLES: &[ManagedTable] = &[ManagedTable { schema: "marketing", name: "events" }];
-
 impl ManagedTable {
-    /// `marketing.events`, as used in metric labels and messages.
+    /// `marketing.events`: always managed.
+    pub fn events() -> ManagedTable {
+        ManagedTable { schema: "marketing".into(), name: "events".into() }
+    }
+
+    /// `schema.name`, as used in metric labels, logs and messages.
     pub fn label(&self) -> String {
         format!("{}.{}", self.schema, self.name)
     }
 
-    fn qualified(&self, relation: &str) -> String {
-        format!("{}.{}", quote_ident(self.schema), quote_ident(relation))
+    /// A relation in the table's schema, quoted.
+    pub fn qualified(&self, relation: &str) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(relation))
     }
 
-    fn default_partition(&self) -> String {
-        format!("{}_default", self.name)
-    }
-}
-
-/// What exists of one managed table right now.
-#[derive(Debug, Clone)]
-pub struct TableState {
-    /// Monthly partitions attached, in order.
-    pub months: Vec<Month>,
-    /// Rows in the default partition, by the UTC month they belong to.
-    pub default_rows: BTreeMap<Month, i64>,
-}
-
-impl TableState {
-    pub fn default_row_count(&self) -> i64 {
-        self.default_rows.values().sum()
-    }
-
-    /// Partitions after the month of `today`.
-    pub fn future_months(&self, today: NaiveDate) -> usize {
-        let current = Month::of(today);
-        self.months.iter().filter(|m| **m > current).count()
+    /// The month's partition, quoted, e.g. `"marketing"."events_p2026_11"`.
+    pub fn partition(&self, month: Month) -> String {
+        self.qualified(&month.partition_name(&self.name))
     }
 }
 
-/// What maintenance will do to one table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionPlan {
-    /// Months to create, in order.
-    pub create: Vec<Month>,
-    /// Months that cannot be created yet because rows for them sit in the
-    /// default partition (PostgreSQL refuses to attach a month whose rows are
-    /// in the default), with the number of such rows.
-    pub blocked: Vec<(Month, i64)>,
+/// Every table whose partitions tally maintains under `config`.
+pub fn managed_tables(config: &Config) -> Vec<ManagedTable> {
+    let extra = config.partitions.extra_tables.iter().filter_map(|label| {
+        let (schema, name) = label.split_once('.')?;
+        Some(ManagedTable { schema: schema.to_string(), name: name.to_string() })
+    });
+    std::iter::once(ManagedTable::events()).chain(extra).collect()
 }
 
-/// Decides what to create: every required month that does not exist.
-pub fn plan(state: &TableState, required: &[Month]) -> PartitionPlan {
-    let mut plan = PartitionPlan { create: Vec::new(), blocked: Vec::new() };
-    for month in required {
-        if state.months.contains(month) {
-            continue;
-        }
-        match state.default_rows.get(month) {
-            Some(rows) if *rows > 0 => plan.blocked.push((*month, *rows)),
-            _ => plan.create.push(*month),
-        }
+/// The plan settings of `config`.
+pub fn plan_settings(config: &Config) -> PlanSettings {
+    PlanSettings {
+        premake_months: config.partitions.premake_months,
+        retention_months: config.partitions.retention_months,
     }
-    plan
 }
 
-/// Why a partition could not be created.
-#[derive(Debug, thiserror::Error)]
-#[error("creating partition {partition}: {reason}")]
+/// Why a table could not be maintained.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{relation}: {reason}")]
 pub struct PartitionError {
-    pub partition: String,
+    pub relation: String,
     pub reason: String,
 }
 
-/// What maintenance did (or, in a dry run, would do) to one table.
-#[derive(Debug, Clone)]
-pub struct MaintenanceReport {
-    pub table: String,
-    pub plan: PartitionPlan,
-    pub created: Vec<Month>,
-    pub errors: Vec<String>,
-    /// Another tally process held the table's maintenance lock.
-    pub locked_elsewhere: bool,
-}
-
-/// Reads the partitions of `table` and the months of its default partition's rows.
-pub async fn inspect(pool: &PgPool, table: &ManagedTable) -> Result<TableState, sqlx::Error> {
-    let children: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i
-         JOIN pg_class c ON c.oid = i.inhrelid
-         JOIN pg_class p ON p.oid = i.inhparent
-         JOIN pg_namespace n ON n.oid = p.relnamespace
-         WHERE n.nspname = $1 AND p.relname = $2",
-    )
-    .bind(table.schema)
-    .bind(table.name)
-    .fetch_all(pool)
-    .await?;
-    let mut months: Vec<Month> = children.iter().filter_map(|c| Month::from_partition_name(table.name, c)).collect();
-    months.sort();
-
-    let mut default_rows = BTreeMap::new();
-    if children.iter().any(|c| *c == table.default_partition()) {
-        let counts: Vec<(NaiveDate, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date, count(*)
-             FROM {} GROUP BY 1",
-            table.qualified(&table.default_partition())
-        )))
-        .fetch_all(pool)
-        .await?;
-        for (first_day, rows) in counts {
-            default_rows.insert(Month::of(first_day), rows);
-        }
-    }
-    Ok(TableState { months, default_rows })
-}
-
-/// Makes sure every required month of every managed table exists.
-/// With `dry_run`, only plans. Updates the partition metrics when given.
+/// Plans and (unless `dry_run`) performs maintenance of every managed table
+/// as of `today`; updates the partition metrics when given.
 pub async fn maintain(
     pool: &PgPool,
     config: &Config,
     today: NaiveDate,
     dry_run: bool,
     metrics: Option<&Metrics>,
-) -> Result<Vec<MaintenanceReport>, sqlx::Error> {
-    let required = required_months(today, config.partitions.premake_months);
+    shutdown: &CancellationToken,
+) -> Vec<MaintenanceReport> {
     let mut reports = Vec::new();
-    for table in MANAGED_TABLES {
-        let (report, state) = ensure_months(pool, config, table, &required, dry_run).await?;
-        if let Some(metrics) = metrics {
+    for table in managed_tables(config) {
+        let report = match inspect(pool, &table).await {
+            Err(e) => {
+                tracing::error!(table = %table.label(), error = %e.reason, "cannot maintain partitions");
+                MaintenanceReport { table: table.label(), actions: Vec::new(), error: Some(e.reason) }
+            }
+            Ok(state) => {
+                let plan = plan(&state.months, &state.default_rows, today, plan_settings(config));
+                let actions = if dry_run {
+                    planned_actions(&table, &state, &plan)
+                } else {
+                    let horizon = retention_horizon(today, config.partitions.retention_months);
+                    perform(pool, config, &table, &state, &plan, horizon, shutdown).await
+                };
+                MaintenanceReport { table: table.label(), actions, error: None }
+            }
+        };
+        if let Some(metrics) = metrics
+            && let Ok(state) = inspect(pool, &table).await
+        {
             let label = table.label();
             metrics.partitions.with_label_values(&[label.as_str()]).set(state.months.len() as i64);
             metrics.partition_future_months.with_label_values(&[label.as_str()]).set(state.future_months(today) as i64);
@@ -168,133 +134,85 @@ pub async fn maintain(
         }
         reports.push(report);
     }
-    Ok(reports)
+    reports
 }
 
-/// Creates whichever of `months` `table` lacks (or, with `dry_run`, only
-/// plans), and returns the report and the table's state afterwards.
-pub async fn ensure_months(
+/// Creates whichever of `months` `table` lacks (no rescue, no retention):
+/// for loading data into past months, e.g. the demo.
+pub async fn create_months(
     pool: &PgPool,
     config: &Config,
     table: &ManagedTable,
     months: &[Month],
-    dry_run: bool,
-) -> Result<(MaintenanceReport, TableState), sqlx::Error> {
+) -> Result<Vec<Action>, PartitionError> {
     let state = inspect(pool, table).await?;
-    let plan = plan(&state, months);
-    let mut report = MaintenanceReport {
-        table: table.label(),
-        plan: plan.clone(),
-        created: Vec::new(),
-        errors: Vec::new(),
-        locked_elsewhere: false,
-    };
-    if dry_run {
-        return Ok((report, state));
+    let shutdown = CancellationToken::new();
+    let mut actions = Vec::new();
+    for month in months.iter().filter(|m| !state.months.contains(m)) {
+        let retried = crate::db::with_retries(&table.label(), MAX_ATTEMPTS, &shutdown, || {
+            create::create_month(pool, config, table, *month)
+        })
+        .await;
+        actions.push(log_action(&table.label(), action(Some(*month), ActionKind::Create, retried)));
     }
-    for month in &plan.create {
-        match create_month(pool, config, table, *month).await {
-            Ok(true) => report.created.push(*month),
-            Ok(false) => {
-                report.locked_elsewhere = true;
-                break;
-            }
-            Err(e) => report.errors.push(e.to_string()),
-        }
-    }
-    log_report(&report);
-    let state = if report.created.is_empty() { state } else { inspect(pool, table).await? };
-    Ok((report, state))
+    Ok(actions)
 }
 
-/// Creates and attaches one month in its own transaction. `Ok(false)` when
-/// another tally process holds the table's maintenance lock.
-async fn create_month(
+fn planned_actions(table: &ManagedTable, state: &TableState, plan: &PartitionPlan) -> Vec<Action> {
+    let planned = |month, kind| Action { month, kind, result: ActionResult::Planned };
+    let pending =
+        state.detach_pending.iter().map(|p| planned(Month::from_partition_name(&table.name, p), ActionKind::Finalize));
+    let create = plan.create.iter().map(|m| planned(Some(*m), ActionKind::Create));
+    let rescue = plan.rescue.iter().map(|(m, rows)| planned(Some(*m), ActionKind::Rescue { rows: *rows }));
+    let retire = plan.retire.iter().map(|m| planned(Some(*m), ActionKind::Retire));
+    pending.chain(create).chain(rescue).chain(retire).collect()
+}
+
+async fn perform(
     pool: &PgPool,
     config: &Config,
     table: &ManagedTable,
-    month: Month,
-) -> Result<bool, PartitionError> {
-    let name = month.partition_name(table.name);
-    let fail = |e: sqlx::Error| PartitionError { partition: table.qualified(&name), reason: crate::db::describe(&e) };
-    let mut tx = pool.begin().await.map_err(fail)?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
-        .bind(PARTITION_LOCK_CLASS)
-        .bind(table.label())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(fail)?;
-    if !locked {
-        return Ok(false);
+    state: &TableState,
+    plan: &PartitionPlan,
+    horizon: Option<Month>,
+    shutdown: &CancellationToken,
+) -> Vec<Action> {
+    let label = table.label();
+    let mut actions = Vec::new();
+    for partition in &state.detach_pending {
+        let retried = crate::db::with_retries(&label, MAX_ATTEMPTS, shutdown, || async {
+            retire::finalize_pending(pool, config, table, partition, horizon).await.map(Step::Done)
+        })
+        .await;
+        let month = Month::from_partition_name(&table.name, partition);
+        actions.push(log_action(&label, action(month, ActionKind::Finalize, retried)));
     }
-    crate::db::set_local_timeouts(&mut tx, &config.database).await.map_err(fail)?;
-    let partition = table.qualified(&name);
-    let parent = table.qualified(table.name);
-    let statements = [
-        format!(
-            "CREATE TABLE IF NOT EXISTS {partition} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
-             INCLUDING STORAGE INCLUDING COMMENTS)"
-        ),
-        format!(
-            "ALTER TABLE {parent} ATTACH PARTITION {partition} FOR VALUES FROM ('{}') TO ('{}')",
-            month.start().format("%Y-%m-%d %H:%M:%S+00"),
-            month.plus(1).start().format("%Y-%m-%d %H:%M:%S+00"),
-        ),
-    ];
-    for statement in statements {
-        sqlx::raw_sql(AssertSqlSafe(statement)).execute(&mut *tx).await.map_err(fail)?;
+    let mut steps: Vec<(Month, ActionKind)> = plan.create.iter().map(|m| (*m, ActionKind::Create)).collect();
+    steps.extend(plan.rescue.iter().map(|(m, rows)| (*m, ActionKind::Rescue { rows: *rows })));
+    steps.extend(plan.retire.iter().map(|m| (*m, ActionKind::Retire)));
+    for (month, kind) in steps {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let moved = AtomicI64::new(0);
+        let retried = crate::db::with_retries(&label, MAX_ATTEMPTS, shutdown, || async {
+            match &kind {
+                ActionKind::Create => create::create_month(pool, config, table, month).await,
+                ActionKind::Rescue { rows } => {
+                    rescue::rescue_month(pool, config, table, state, month, *rows, &moved, shutdown).await
+                }
+                ActionKind::Retire | ActionKind::Finalize => {
+                    retire::retire_month(pool, config, table, state, month).await
+                }
+            }
+        })
+        .await;
+        let done = log_action(&label, action(Some(month), kind, retried));
+        let stop = done.result == ActionResult::LockedElsewhere;
+        actions.push(done);
+        if stop {
+            break;
+        }
     }
-    sqlx::query("INSERT INTO tally.partition_log (parent, partition, action, detail) VALUES ($1, $2, 'create', $3)")
-        .bind(table.label())
-        .bind(format!("{}.{}", table.schema, name))
-        .bind(format!("month {month}"))
-        .execute(&mut *tx)
-        .await
-        .map_err(fail)?;
-    tx.commit().await.map_err(fail)?;
-    Ok(true)
-}
-
-fn log_report(report: &MaintenanceReport) {
-    for month in &report.created {
-        tracing::info!(table = %report.table, month = %month, "created partition");
-    }
-    for (month, rows) in &report.plan.blocked {
-        tracing::warn!(table = %report.table, month = %month, rows, "rows for this month sit in the default partition; its partition cannot be created until they are moved");
-    }
-    for error in &report.errors {
-        tracing::error!(table = %report.table, %error, "partition maintenance failed");
-    }
-    if report.locked_elsewhere {
-        tracing::info!(table = %report.table, "another tally process is maintaining partitions; skipped");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(year: i32, month: u32) -> Month {
-        Month::new(year, month).unwrap()
-    }
-
-    #[test]
-    fn plan_creates_only_missing_months() {
-        let state = TableState { months: vec![m(2026, 11), m(2026, 12)], default_rows: BTreeMap::new() };
-        let required = [m(2026, 11), m(2026, 12), m(2027, 1), m(2027, 2)];
-        assert_eq!(plan(&state, &required), PartitionPlan { create: vec![m(2027, 1), m(2027, 2)], blocked: vec![] });
-        let complete = TableState { months: required.to_vec(), default_rows: BTreeMap::new() };
-        assert_eq!(plan(&complete, &required), PartitionPlan { create: vec![], blocked: vec![] });
-    }
-
-    #[test]
-    fn months_with_rows_in_the_default_are_blocked_not_created() {
-        let state =
-            TableState { months: vec![m(2026, 11)], default_rows: BTreeMap::from([(m(2027, 1), 7), (m(2019, 1), 3)]) };
-        let required = [m(2026, 11), m(2026, 12), m(2027, 1)];
-        let plan = plan(&state, &required);
-        assert_eq!(plan.create, vec![m(2026, 12)]);
-        assert_eq!(plan.blocked, vec![(m(2027, 1), 7)]);
-        assert_eq!(state.default_row_count(), 10);
-    }
+    actions
 }

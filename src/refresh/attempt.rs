@@ -46,9 +46,9 @@ impl From<ModeError> for AttemptError {
     }
 }
 
-impl AttemptError {
+impl crate::db::Transient for AttemptError {
     /// Whether a later attempt may succeed (see [`crate::db::is_transient`]).
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         matches!(self, AttemptError::Database(e) if crate::db::is_transient(e))
     }
 }

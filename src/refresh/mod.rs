@@ -10,7 +10,6 @@ pub mod history;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -165,26 +164,11 @@ impl Refresher {
     }
 
     async fn attempt_with_retries(&self, aggregate: &'static Aggregate) -> (Result<Attempt, String>, u32) {
-        let max_attempts = self.config.refresh.max_attempts;
-        let mut delay = Duration::from_secs(1);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let error = match attempt::run(&self.pool, aggregate, &self.config, &self.backends).await {
-                Ok(done) => return (Ok(done), attempts),
-                Err(error) => error,
-            };
-            if !error.is_transient() || attempts >= max_attempts || self.shutdown.is_cancelled() {
-                return (Err(error.to_string()), attempts);
-            }
-            let pause = crate::db::with_jitter(delay);
-            tracing::warn!(aggregate = aggregate.name, attempt = attempts, retry_in = ?pause, %error, "transient refresh failure; retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = self.shutdown.cancelled() => return (Err(format!("{error} (not retried: shutting down)")), attempts),
-            }
-            delay = (delay * 2).min(Duration::from_secs(60));
-        }
+        let retried = crate::db::with_retries(aggregate.name, self.config.refresh.max_attempts, &self.shutdown, || {
+            attempt::run(&self.pool, aggregate, &self.config, &self.backends)
+        })
+        .await;
+        (retried.result.map_err(|e| e.to_string()), retried.attempts)
     }
 
     /// Logs, counts and records one report: the single place where a

@@ -219,3 +219,17 @@ async fn after_the_grace_period_a_refresh_is_cancelled_and_the_aggregate_keeps_i
         sqlx::query_scalar("SELECT count(*) FROM reporting.daily_campaign_metrics").fetch_one(&db.pool).await.unwrap();
     assert_eq!(rows, 3);
 }
+
+#[tokio::test]
+async fn retention_with_concurrently_aggregates_is_warned_about_at_start() {
+    let db = TestDb::migrated().await;
+    let (mut worker, _addr) = start_worker(&db.url, "[partitions]\nretention_months = 6\n");
+    worker.wait_for_log("worker running", Duration::from_secs(30)).await;
+    let log = worker.log();
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains("retention is on and this aggregate")).collect();
+    assert_eq!(warned.len(), 3, "the three rollups that read marketing.events: {log}");
+    assert!(warned.iter().any(|l| l.contains("daily_attribution")));
+    assert!(!warned.iter().any(|l| l.contains("daily_lead_funnel")), "it reads leads only");
+    worker.signal(Signal::SIGTERM);
+    assert_eq!(worker.wait(Duration::from_secs(30)).await, Some(0));
+}
