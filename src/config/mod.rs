@@ -5,6 +5,7 @@
 //! file, the key and the reason (exit code 2), never a silently ignored
 //! setting. The doc comment on each field is what users read in the README.
 
+mod validate;
 mod values;
 
 use std::collections::BTreeMap;
@@ -14,8 +15,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use values::{HumanDuration, Schedule, Timezone};
-
-use crate::aggregates::{self, Kind};
 
 /// A configuration problem: which file, which key, and what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -228,102 +227,6 @@ impl Config {
     }
 }
 
-impl ConfigFile {
-    fn validate(self, origin: &str) -> Result<Config, ConfigError> {
-        let invalid = |key: &str, reason: String| ConfigError::Invalid {
-            origin: origin.to_string(),
-            key: key.to_string(),
-            reason,
-        };
-        let lookback = self.attribution_lookback_days.unwrap_or(30);
-        let at_least_one = [
-            ("database.max_connections", self.database.max_connections),
-            ("refresh.max_concurrent", self.refresh.max_concurrent),
-            ("refresh.max_attempts", self.refresh.max_attempts),
-            ("refresh.history_days", self.refresh.history_days),
-            ("attribution_lookback_days", lookback),
-        ];
-        for (key, value) in at_least_one {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1".to_string()));
-            }
-        }
-        if self.partitions.premake_months > 120 {
-            return Err(invalid("partitions.premake_months", "must be at most 120".to_string()));
-        }
-        if self.partitions.retention_months == Some(0) {
-            return Err(invalid(
-                "partitions.retention_months",
-                "must be at least 1 (the current month is never retired); remove the key to keep everything"
-                    .to_string(),
-            ));
-        }
-        if self.partitions.rescue_batch_rows == 0 {
-            return Err(invalid("partitions.rescue_batch_rows", "must be at least 1".to_string()));
-        }
-        for (index, table) in self.partitions.extra_tables.iter().enumerate() {
-            let key = format!("partitions.extra_tables[{index}]");
-            let name = table.strip_prefix("marketing.").unwrap_or_default();
-            let simple = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !simple || name == "events" {
-                return Err(invalid(
-                    &key,
-                    format!(
-                        "`{table}` is not a table tally can manage; write \"marketing.NAME\" with a lowercase \
-                         unquoted NAME (marketing.events is always managed)"
-                    ),
-                ));
-            }
-            if self.partitions.extra_tables[..index].contains(table) {
-                return Err(invalid(&key, format!("`{table}` is listed twice")));
-            }
-        }
-        let maintenance_schedule = Schedule::cron(&self.partitions.maintenance_schedule)
-            .map_err(|reason| invalid("partitions.maintenance_schedule", reason))?;
-
-        for name in self.aggregates.keys() {
-            match aggregates::find(name) {
-                None => {
-                    return Err(invalid(
-                        &format!("aggregates.{name}"),
-                        format!("no aggregate named `{name}`; known aggregates: {}", aggregates::names().join(", ")),
-                    ));
-                }
-                Some(view) if view.kind == Kind::View => {
-                    return Err(invalid(
-                        &format!("aggregates.{name}"),
-                        format!(
-                            "`{name}` is a plain view over {}: always as fresh as they are, it has no mode or \
-                             schedule; remove this section",
-                            view.depends_on.join(" and ")
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        let mut resolved = BTreeMap::new();
-        for aggregate in aggregates::REGISTRY.iter().filter(|a| a.kind == Kind::Rollup) {
-            let settings = match self.aggregates.get(aggregate.name) {
-                None => AggregateSettings::default(),
-                Some(file) => resolve_aggregate(file)
-                    .map_err(|(field, reason)| invalid(&format!("aggregates.{}.{field}", aggregate.name), reason))?,
-            };
-            resolved.insert(aggregate.name, settings);
-        }
-        Ok(Config {
-            reporting_timezone: self.reporting_timezone,
-            attribution_lookback_days: lookback,
-            database: self.database,
-            partitions: self.partitions,
-            refresh: self.refresh,
-            maintenance_schedule,
-            aggregates: resolved,
-        })
-    }
-}
-
 impl Default for AggregateSettings {
     fn default() -> Self {
         AggregateSettings {
@@ -332,24 +235,6 @@ impl Default for AggregateSettings {
             enabled: true,
         }
     }
-}
-
-fn resolve_aggregate(file: &AggregateConfig) -> Result<AggregateSettings, (&'static str, String)> {
-    if file.mode == Mode::Incremental {
-        return Err((
-            "mode",
-            "incremental mode is not available in this version of tally; use \"concurrently\"".to_string(),
-        ));
-    }
-    let schedule = match (&file.schedule, file.every) {
-        (Some(_), Some(_)) => {
-            return Err(("every", "set either `schedule` or `every`, not both".to_string()));
-        }
-        (Some(cron), None) => Schedule::cron(cron).map_err(|r| ("schedule", r))?,
-        (None, Some(every)) => Schedule::every(every).map_err(|r| ("every", r))?,
-        (None, None) => Schedule::Every(DEFAULT_REFRESH_INTERVAL),
-    };
-    Ok(AggregateSettings { mode: file.mode, schedule, enabled: file.enabled })
 }
 
 #[cfg(test)]
