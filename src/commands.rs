@@ -76,13 +76,24 @@ async fn refresh(config: Arc<Config>, names: &[String], shutdown: CancellationTo
             .filter(|a| a.kind == Kind::View || config.aggregate(a.name).is_some_and(|s| s.enabled))
             .collect()
     } else {
-        aggregates::in_dependency_order(names).map_err(|unknown| {
+        let selected = aggregates::in_dependency_order(names).map_err(|unknown| {
             Error::Usage(format!(
                 "no aggregate named {}; known aggregates: {}",
                 unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
                 aggregates::names().join(", ")
             ))
-        })?
+        })?;
+        // A disabled aggregate is never refreshed, not even on request.
+        let disabled: Vec<&str> =
+            selected.iter().filter(|a| config.aggregate(a.name).is_some_and(|s| !s.enabled)).map(|a| a.name).collect();
+        if !disabled.is_empty() {
+            return Err(Error::Usage(format!(
+                "{} disabled in the configuration (enabled = false); enable it to refresh it{}",
+                disabled.iter().map(|n| format!("`{n}` is")).collect::<Vec<_>>().join(", "),
+                if disabled.iter().all(|d| names.iter().any(|n| n == d)) { "" } else { " (the views named read it)" }
+            )));
+        }
+        selected
     };
     let pool = connect(&config, &required_url()?, &shutdown).await?;
     let modes: Vec<(&str, &str)> = selected.iter().map(|a| (a.name, "concurrently")).collect();

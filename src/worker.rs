@@ -67,6 +67,11 @@ pub async fn run(
     // Failures are logged per action and retried on the maintenance schedule.
     crate::partitions::maintain(&pool, &config, today, false, Some(&metrics), &shutdown).await;
 
+    match history::prune(&pool, config.refresh.history_days).await {
+        Ok(pruned) if pruned > 0 => tracing::info!(pruned, "pruned refresh history"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %db::describe(&e), "could not prune refresh history"),
+    }
     let tracker = TaskTracker::new();
     let refresher = Arc::new(Refresher::new(pool.clone(), config.clone(), metrics.clone(), shutdown.clone()));
     if let Err(e) = refresher.restore_freshness().await {

@@ -8,6 +8,7 @@ mod aggregates;
 mod attribution;
 mod cli;
 mod demo;
+mod engine;
 mod partitions;
 mod performance;
 mod refresh;
