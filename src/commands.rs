@@ -108,9 +108,10 @@ async fn refresh(config: Arc<Config>, names: &[String], shutdown: CancellationTo
         let seconds = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
         match report.outcome {
             RefreshOutcome::Success => println!(
-                "{}: refreshed ({}, {} rows, {seconds:.2}s)",
+                "{}: refreshed ({}{}, {} rows, {seconds:.2}s)",
                 aggregate.name,
                 report.kind.map_or("-", |k| k.as_str()),
+                report.days.map_or(String::new(), |d| format!(", {d} days")),
                 report.rows.unwrap_or(0)
             ),
             RefreshOutcome::LockedElsewhere => {

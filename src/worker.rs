@@ -64,6 +64,10 @@ pub async fn run(
     }
     let today = Utc::now().date_naive();
     warn_about_retention(&config);
+    // Install, update or remove the invalidation triggers of incremental mode.
+    if let Err(e) = crate::aggregates::triggers::ensure(&pool, &config).await {
+        tracing::error!(error = %db::describe(&e), "could not set up the invalidation triggers; incremental refreshes will retry");
+    }
     // Failures are logged per action and retried on the maintenance schedule.
     crate::partitions::maintain(&pool, &config, today, false, Some(&metrics), &shutdown).await;
 

@@ -1,11 +1,12 @@
 -- reporting.daily_attribution: conversions and revenue credited to campaigns
 -- by three models, per day of the conversion (SPEC §4).
--- {{tz}} is the reporting_timezone literal; {{lookback_days}} the configured
--- attribution_lookback_days (an integer).
+-- <tz> is the reporting_timezone literal; <lookback_days> the configured
+-- attribution_lookback_days (an integer); <scope> `true` or the ranges of
+-- conversions.occurred_at of the days being recomputed.
 --
 -- A touch of a conversion is an event of the lead's user (events.user_id =
 -- leads.user_id) with a utm_source, at or before the conversion and less than
--- {{lookback_days}} days before it.
+-- <lookback_days> days before it.
 --   first_touch: the lead's own source/campaign (the brief's first-touch query).
 --   last_touch:  the latest touch (ties: highest event id); the lead's
 --                source/campaign when there is none.
@@ -19,6 +20,7 @@ WITH conversion AS (
            coalesce(nullif(l.campaign, ''), '(none)') AS lead_campaign
     FROM marketing.conversions AS c
     JOIN marketing.leads AS l ON l.id = c.lead_id
+    WHERE {{scope}}
 ),
 touch AS (
     SELECT cv.id AS conversion_id,

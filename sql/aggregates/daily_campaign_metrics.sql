@@ -1,5 +1,7 @@
 -- reporting.daily_campaign_metrics: one row per day and campaign (SPEC §4).
--- {{tz}} is replaced by the configured reporting_timezone as a quoted literal.
+-- <tz> is replaced by the configured reporting_timezone as a quoted literal;
+-- <scope> by `true`, or (incremental mode) by the occurred_at ranges of the
+-- days being recomputed.
 -- A missing or empty UTM value groups under '(none)'.
 -- revenue counts properties.revenue of purchase events only when it is a JSON
 -- number; any other value counts as 0 and never fails the refresh.
@@ -19,4 +21,5 @@ SELECT
         THEN (e.properties ->> 'revenue')::numeric
     END), 0)                                                   AS revenue
 FROM marketing.events AS e
+WHERE {{scope}}
 GROUP BY 1, 2, 3, 4

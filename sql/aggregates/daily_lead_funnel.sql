@@ -1,5 +1,6 @@
 -- reporting.daily_lead_funnel: leads per day of creation and source/campaign (SPEC §4).
--- {{tz}} is the configured reporting_timezone as a quoted literal.
+-- <tz> is the configured reporting_timezone as a quoted literal; <scope> is
+-- `true` or the created_at ranges of the days being recomputed.
 -- A missing or empty source or campaign groups under '(none)'.
 SELECT
     (l.created_at AT TIME ZONE {{tz}})::date                          AS day,
@@ -10,4 +11,5 @@ SELECT
     count(*) FILTER (WHERE l.status = 'converted')                    AS converted,
     round(avg(l.score), 2)                                            AS avg_score
 FROM marketing.leads AS l
+WHERE {{scope}}
 GROUP BY 1, 2, 3

@@ -24,9 +24,12 @@ pub async fn relation(conn: &mut PgConnection, name: &str) -> Result<Option<Rela
     .await
 }
 
+/// How every fingerprint comment starts.
+pub const FINGERPRINT_PREFIX: &str = "tally definition ";
+
 /// The comment that marks a relation built from `definition`.
 pub async fn fingerprint(conn: &mut PgConnection, definition: &str) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("SELECT 'tally definition ' || md5($1)").bind(definition).fetch_one(conn).await
+    sqlx::query_scalar("SELECT $1 || md5($2)").bind(FINGERPRINT_PREFIX).bind(definition).fetch_one(conn).await
 }
 
 /// Runs one DDL statement built from registry names and validated settings.

@@ -3,55 +3,15 @@
 //! run `REFRESH MATERIALIZED VIEW CONCURRENTLY`, which never blocks readers.
 //!
 //! The view's comment records an md5 of its definition. When the definition
-//! changes (a new tally version, another `reporting_timezone`), the next
-//! refresh builds the new view beside the old one and swaps them by rename
-//! in the same transaction, so readers never see a missing or empty view.
+//! changes (a new tally version, another `reporting_timezone`) or the
+//! aggregate was in incremental mode, the next refresh builds the view beside
+//! the old relation and swaps them (see `build.rs`).
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::catalog::{self, execute};
-use super::{Aggregate, views};
-use crate::config::Config;
-use crate::db::quote_ident;
-
-/// What a refresh had to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshKind {
-    /// The view did not exist; it was created and populated.
-    Built,
-    /// The definition changed; a new view replaced the old one.
-    Rebuilt,
-    /// The view existed unpopulated and was populated.
-    Populated,
-    /// `REFRESH MATERIALIZED VIEW CONCURRENTLY`.
-    Refreshed,
-}
-
-impl RefreshKind {
-    /// The word used in logs and command output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefreshKind::Built => "built",
-            RefreshKind::Rebuilt => "rebuilt",
-            RefreshKind::Populated => "populated",
-            RefreshKind::Refreshed => "refreshed",
-        }
-    }
-}
-
-/// Errors of this mode that are not plain database errors.
-#[derive(Debug, thiserror::Error)]
-pub enum ModeError {
-    #[error(
-        "reporting.{name} exists but is not what tally builds (relkind `{relkind}`); \
-         drop or rename it so tally can create the aggregate"
-    )]
-    WrongKind { name: &'static str, relkind: String },
-    #[error("reporting.{name} reads {}, which must be refreshed first", inputs.join(" and "))]
-    InputsMissing { name: &'static str, inputs: &'static [&'static str] },
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
+use super::{Aggregate, ModeError, RefreshKind, build, views};
+use crate::config::{Config, Mode};
 
 /// Brings the aggregate up to date inside the caller's transaction (which
 /// holds the aggregate's advisory lock and the session timeouts), then makes
@@ -63,17 +23,17 @@ pub async fn refresh(
     config: &Config,
 ) -> Result<(RefreshKind, i64), ModeError> {
     let definition = aggregate.definition(config);
-    let fingerprint = catalog::fingerprint(conn, &definition).await?;
+    let fingerprint = build::fingerprint(conn, &definition, Mode::Concurrently).await?;
     let kind = match catalog::relation(conn, aggregate.name).await? {
         None => {
-            create(conn, aggregate, aggregate.name, &definition, &fingerprint).await?;
+            build::create(conn, aggregate, aggregate.name, Mode::Concurrently, &definition, &fingerprint).await?;
             RefreshKind::Built
         }
-        Some(existing) if existing.relkind != "m" => {
+        Some(existing) if !build::is_tallys(&existing) && existing.relkind != "m" => {
             return Err(ModeError::WrongKind { name: aggregate.name, relkind: existing.relkind });
         }
-        Some(existing) if existing.comment.as_deref() != Some(fingerprint.as_str()) => {
-            rebuild(conn, aggregate, &definition, &fingerprint).await?;
+        Some(existing) if existing.relkind != "m" || existing.comment.as_deref() != Some(fingerprint.as_str()) => {
+            build::rebuild(conn, aggregate, &existing, Mode::Concurrently, &definition, &fingerprint).await?;
             RefreshKind::Rebuilt
         }
         Some(existing) if !existing.populated => {
@@ -86,62 +46,12 @@ pub async fn refresh(
         }
     };
     views::ensure_dependents(conn, aggregate, config).await?;
-    let rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}", aggregate.qualified_name())))
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok((kind, rows))
+    Ok((kind, count_rows(conn, aggregate).await?))
 }
 
-/// Creates and populates the view `reporting.<relation>` with the aggregate's
-/// unique key index and its definition fingerprint.
-async fn create(
-    conn: &mut PgConnection,
-    aggregate: &Aggregate,
-    relation: &str,
-    definition: &str,
-    fingerprint: &str,
-) -> Result<(), sqlx::Error> {
-    let view = format!("reporting.{}", quote_ident(relation));
-    let key = aggregate.key.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
-    execute(conn, format!("CREATE MATERIALIZED VIEW {view} AS {definition} WITH DATA")).await?;
-    execute(conn, format!("CREATE UNIQUE INDEX {} ON {view} ({key})", quote_ident(&format!("{relation}_key")))).await?;
-    execute(conn, format!("COMMENT ON MATERIALIZED VIEW {view} IS '{fingerprint}'")).await?;
-    Ok(())
-}
-
-/// Builds the new definition under a temporary name, then swaps it in.
-/// The old view serves readers until the swap; the swap (and the views that
-/// read the aggregate, dropped and recreated around it) holds its locks only
-/// until the surrounding transaction commits.
-async fn rebuild(
-    conn: &mut PgConnection,
-    aggregate: &Aggregate,
-    definition: &str,
-    fingerprint: &str,
-) -> Result<(), sqlx::Error> {
-    let staging = format!("{}__rebuild", aggregate.name);
-    execute(conn, format!("DROP MATERIALIZED VIEW IF EXISTS reporting.{}", quote_ident(&staging))).await?;
-    create(conn, aggregate, &staging, definition, fingerprint).await?;
-    views::drop_dependents(conn, aggregate).await?;
-    execute(conn, format!("DROP MATERIALIZED VIEW {}", aggregate.qualified_name())).await?;
-    execute(
-        conn,
-        format!(
-            "ALTER MATERIALIZED VIEW reporting.{} RENAME TO {}",
-            quote_ident(&staging),
-            quote_ident(aggregate.name)
-        ),
-    )
-    .await?;
-    execute(
-        conn,
-        format!(
-            "ALTER INDEX reporting.{} RENAME TO {}",
-            quote_ident(&format!("{staging}_key")),
-            quote_ident(&format!("{}_key", aggregate.name))
-        ),
-    )
-    .await?;
-    tracing::info!(aggregate = aggregate.name, "definition changed; rebuilt and swapped in");
-    Ok(())
+/// Rows in the aggregate now.
+pub async fn count_rows(conn: &mut PgConnection, aggregate: &Aggregate) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}", aggregate.qualified_name())))
+        .fetch_one(conn)
+        .await
 }

@@ -2,9 +2,15 @@
 //! definition (`sql/aggregates/*.sql`), its unique key, the tables it reads
 //! and the aggregates it reads. Names from config are checked against it.
 
+mod build;
 mod catalog;
 pub mod concurrently;
+pub mod incremental;
+mod outcome;
+pub mod triggers;
 pub mod views;
+
+pub use outcome::{ModeError, RefreshKind};
 
 use crate::config::Config;
 
@@ -16,6 +22,32 @@ pub enum Kind {
     /// A plain view over other aggregates: always as fresh as they are,
     /// never refreshed itself, (re)created whenever they are.
     View,
+}
+
+/// What makes a day of an aggregate dirty in incremental mode: the rules
+/// the generated invalidation triggers follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirtyRule {
+    /// A row of `table` written, changed (old and new values) or deleted
+    /// dirties the day of its `column`.
+    DayOf { table: &'static str, column: &'static str },
+    /// An event with a user and a utm_source dirties the days of the
+    /// conversions in the lookback window after it (attribution's touches).
+    TouchWindow,
+    /// A lead whose source, campaign or user_id changes dirties the days of
+    /// its conversions.
+    LeadAttribution,
+}
+
+impl DirtyRule {
+    /// The source table the rule watches.
+    pub fn table(&self) -> &'static str {
+        match self {
+            DirtyRule::DayOf { table, .. } => table,
+            DirtyRule::TouchWindow => "marketing.events",
+            DirtyRule::LeadAttribution => "marketing.leads",
+        }
+    }
 }
 
 /// One aggregate in `reporting`. Static data; the registry below is the only
@@ -36,6 +68,11 @@ pub struct Aggregate {
     pub sources: &'static [&'static str],
     /// Other aggregates it reads; they are refreshed first.
     pub depends_on: &'static [&'static str],
+    /// The source column whose day is the aggregate's day: what the
+    /// `{{scope}}` placeholder restricts when only some days are recomputed.
+    pub scope_column: &'static str,
+    /// What dirties a day in incremental mode.
+    pub dirtied_by: &'static [DirtyRule],
 }
 
 /// Every aggregate tally knows, in dependency order.
@@ -48,6 +85,8 @@ pub static REGISTRY: &[Aggregate] = &[
         key: &["day", "utm_source", "utm_medium", "utm_campaign"],
         sources: &["marketing.events"],
         depends_on: &[],
+        scope_column: "e.occurred_at",
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at" }],
     },
     Aggregate {
         name: "daily_event_counts",
@@ -57,6 +96,8 @@ pub static REGISTRY: &[Aggregate] = &[
         key: &["day", "event"],
         sources: &["marketing.events"],
         depends_on: &[],
+        scope_column: "e.occurred_at",
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at" }],
     },
     Aggregate {
         name: "daily_lead_funnel",
@@ -66,6 +107,8 @@ pub static REGISTRY: &[Aggregate] = &[
         key: &["day", "source", "campaign"],
         sources: &["marketing.leads"],
         depends_on: &[],
+        scope_column: "l.created_at",
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.leads", column: "created_at" }],
     },
     Aggregate {
         name: "daily_attribution",
@@ -75,6 +118,12 @@ pub static REGISTRY: &[Aggregate] = &[
         key: &["day", "model", "utm_source", "utm_campaign"],
         sources: &["marketing.conversions", "marketing.leads", "marketing.events"],
         depends_on: &[],
+        scope_column: "c.occurred_at",
+        dirtied_by: &[
+            DirtyRule::DayOf { table: "marketing.conversions", column: "occurred_at" },
+            DirtyRule::TouchWindow,
+            DirtyRule::LeadAttribution,
+        ],
     },
     Aggregate {
         name: "campaign_performance",
@@ -84,6 +133,8 @@ pub static REGISTRY: &[Aggregate] = &[
         key: &["day", "utm_source", "utm_campaign"],
         sources: &["marketing.campaign_spend"],
         depends_on: &["daily_campaign_metrics", "daily_attribution"],
+        scope_column: "",
+        dirtied_by: &[],
     },
 ];
 
@@ -93,13 +144,20 @@ impl Aggregate {
         format!("reporting.{}", crate::db::quote_ident(self.name))
     }
 
-    /// The defining SELECT with the configured settings filled in: the
-    /// timezone (validated against the IANA database at config load, quoted as
-    /// a literal) and the lookback (an integer).
+    /// The defining SELECT over all days, with the configured settings filled
+    /// in: the timezone (validated against the IANA database at config load,
+    /// quoted as a literal) and the lookback (an integer).
     pub fn definition(&self, config: &Config) -> String {
+        self.scoped_definition(config, "true")
+    }
+
+    /// The defining SELECT restricted by `scope`, a condition on
+    /// [`Aggregate::scope_column`] that tally builds from dates it formats itself.
+    pub fn scoped_definition(&self, config: &Config, scope: &str) -> String {
         self.definition
             .replace("{{tz}}", &config.reporting_timezone.sql_literal())
             .replace("{{lookback_days}}", &config.attribution_lookback_days.to_string())
+            .replace("{{scope}}", scope)
     }
 
     /// The views that read this aggregate.

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::Aggregate;
 use super::catalog::{self, execute};
-use super::concurrently::{ModeError, RefreshKind};
+use super::{ModeError, RefreshKind};
 use crate::config::Config;
 
 /// What [`ensure`] found or did.

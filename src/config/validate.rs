@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AggregateConfig, AggregateSettings, Config, ConfigError, ConfigFile, DEFAULT_REFRESH_INTERVAL, Mode, Schedule,
+    AggregateConfig, AggregateSettings, Config, ConfigError, ConfigFile, DEFAULT_REFRESH_INTERVAL, Schedule,
 };
 use crate::aggregates::{self, Kind};
 
@@ -105,12 +105,6 @@ impl ConfigFile {
 }
 
 fn resolve_aggregate(file: &AggregateConfig) -> Result<AggregateSettings, (&'static str, String)> {
-    if file.mode == Mode::Incremental {
-        return Err((
-            "mode",
-            "incremental mode is not available in this version of tally; use \"concurrently\"".to_string(),
-        ));
-    }
     let schedule = match (&file.schedule, file.every) {
         (Some(_), Some(_)) => {
             return Err(("every", "set either `schedule` or `every`, not both".to_string()));

@@ -134,6 +134,13 @@ pub async fn maintain(
         }
         reports.push(report);
     }
+    // New months of marketing.events need their TRUNCATE invalidation trigger.
+    if !dry_run
+        && crate::aggregates::triggers::generate(config, "marketing.events").is_some()
+        && let Err(e) = crate::aggregates::triggers::ensure_partition_triggers(pool, config).await
+    {
+        tracing::warn!(error = %crate::db::describe(&e), "could not add invalidation triggers to new partitions");
+    }
     reports
 }
 

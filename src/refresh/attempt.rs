@@ -8,8 +8,9 @@ use std::sync::Mutex;
 
 use sqlx::{Acquire, PgPool};
 
-use crate::aggregates::concurrently::{self, ModeError, RefreshKind};
+use crate::aggregates::{ModeError, RefreshKind, concurrently, incremental, triggers};
 use crate::aggregates::{Aggregate, Kind, views};
+use crate::config::Mode;
 use crate::config::Config;
 
 /// First key of every refresh advisory lock (`"tref"`); the second is
@@ -20,10 +21,8 @@ pub const REFRESH_LOCK_CLASS: i32 = 0x7472_6566;
 /// What one attempt achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
-    Refreshed {
-        kind: RefreshKind,
-        rows: i64,
-    },
+    /// `days`: days rewritten by an incremental refresh.
+    Refreshed { kind: RefreshKind, rows: i64, days: Option<i64> },
     /// Another session (another tally replica) holds this aggregate's lock.
     LockedElsewhere,
 }
@@ -89,6 +88,12 @@ pub async fn run(
     config: &Config,
     backends: &ActiveBackends,
 ) -> Result<Attempt, AttemptError> {
+    let mode = config.aggregate(aggregate.name).map(|s| s.mode);
+    if mode == Some(Mode::Incremental) {
+        // Committed before the refresh begins, so no write escapes both the
+        // build's snapshot and the triggers.
+        triggers::ensure(pool, config).await?;
+    }
     let mut conn = pool.acquire().await?;
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await?;
     let _active = backends.register(aggregate.name, pid);
@@ -104,10 +109,20 @@ pub async fn run(
         return Ok(Attempt::LockedElsewhere);
     }
     crate::db::set_local_timeouts(&mut tx, &config.database).await?;
-    let (kind, rows) = match aggregate.kind {
-        Kind::Rollup => concurrently::refresh(&mut tx, aggregate, config).await?,
-        Kind::View => views::refresh(&mut tx, aggregate, config).await?,
+    let attempt = match (aggregate.kind, mode) {
+        (Kind::View, _) => {
+            let (kind, rows) = views::refresh(&mut tx, aggregate, config).await?;
+            Attempt::Refreshed { kind, rows, days: None }
+        }
+        (Kind::Rollup, Some(Mode::Incremental)) => {
+            let outcome = incremental::refresh(&mut tx, aggregate, config).await?;
+            Attempt::Refreshed { kind: outcome.kind, rows: outcome.rows, days: outcome.days }
+        }
+        (Kind::Rollup, _) => {
+            let (kind, rows) = concurrently::refresh(&mut tx, aggregate, config).await?;
+            Attempt::Refreshed { kind, rows, days: None }
+        }
     };
     tx.commit().await?;
-    Ok(Attempt::Refreshed { kind, rows })
+    Ok(attempt)
 }

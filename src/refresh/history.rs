@@ -11,7 +11,7 @@ pub async fn record(pool: &PgPool, report: &RefreshReport, worker: &str) -> Resu
     sqlx::query(
         "INSERT INTO tally.refresh_runs
              (aggregate, mode, started_at, finished_at, outcome, rows, days_refreshed, error, worker)
-         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(report.aggregate)
     .bind(report.mode)
@@ -19,6 +19,7 @@ pub async fn record(pool: &PgPool, report: &RefreshReport, worker: &str) -> Resu
     .bind(report.finished_at)
     .bind(report.outcome.as_str())
     .bind(report.rows)
+    .bind(report.days.map(|d| d as i32))
     .bind(report.error.as_deref())
     .bind(worker)
     .execute(pool)

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregates::Aggregate;
-use crate::aggregates::concurrently::RefreshKind;
+use crate::aggregates::RefreshKind;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use attempt::{ActiveBackends, Attempt};
@@ -55,6 +55,8 @@ pub struct RefreshReport {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub rows: Option<i64>,
+    /// Days rewritten by an incremental refresh.
+    pub days: Option<i64>,
     pub attempts: u32,
     pub error: Option<String>,
 }
@@ -107,6 +109,7 @@ impl Refresher {
                 started_at,
                 finished_at: started_at,
                 rows: None,
+                days: None,
                 attempts: 0,
                 error: None,
             };
@@ -132,13 +135,15 @@ impl Refresher {
             started_at,
             finished_at: Utc::now(),
             rows: None,
+            days: None,
             attempts,
             error: None,
         };
         match result {
-            Ok(Attempt::Refreshed { kind, rows }) => {
+            Ok(Attempt::Refreshed { kind, rows, days }) => {
                 report.kind = Some(kind);
                 report.rows = Some(rows);
+                report.days = days;
             }
             Ok(Attempt::LockedElsewhere) => report.outcome = RefreshOutcome::LockedElsewhere,
             Err(error) => {
@@ -184,7 +189,7 @@ impl Refresher {
                     .with_label_values(&[aggregate, report.mode])
                     .observe(duration.as_secs_f64());
                 self.metrics.record_success(aggregate, report.started_at, report.finished_at, report.rows.unwrap_or(0));
-                tracing::info!(aggregate, kind = report.kind.map_or("", |k| k.as_str()), rows = report.rows, duration = ?duration, attempts = report.attempts, "refreshed");
+                tracing::info!(aggregate, kind = report.kind.map_or("", |k| k.as_str()), rows = report.rows, days = report.days, duration = ?duration, attempts = report.attempts, "refreshed");
             }
             RefreshOutcome::Failure => {
                 self.metrics.refresh_failures_total.with_label_values(&[aggregate]).inc();
@@ -205,6 +210,9 @@ impl Refresher {
         if let Err(e) = history::record(&self.pool, report, &self.worker).await {
             tracing::warn!(aggregate, error = %crate::db::describe(&e), "could not write refresh history");
         }
+        if report.mode == "incremental" {
+            self.update_backlog().await;
+        }
     }
 
     /// Reads the last success of each aggregate back from history into the
@@ -216,6 +224,21 @@ impl Refresher {
             }
         }
         Ok(())
+    }
+
+    /// Sets `tally_invalidated_days` from the marks waiting in `tally.invalidations`.
+    pub async fn update_backlog(&self) {
+        match crate::aggregates::incremental::backlog(&self.pool).await {
+            Ok(backlog) => {
+                for aggregate in crate::aggregates::REGISTRY {
+                    if self.config.aggregate(aggregate.name).is_some_and(|s| s.mode == crate::config::Mode::Incremental) {
+                        let days = backlog.iter().find(|(name, _)| name == aggregate.name).map_or(0, |(_, d)| *d);
+                        self.metrics.invalidated_days.with_label_values(&[aggregate.name]).set(days);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %crate::db::describe(&e), "could not read the invalidation backlog"),
+        }
     }
 
     /// Whether this process is refreshing the aggregate right now.

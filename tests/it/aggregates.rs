@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sqlx::PgPool;
-use tally::aggregates::{self, concurrently::RefreshKind};
+use tally::aggregates::{self, RefreshKind};
 use tally::config::Config;
 use tally::metrics::Metrics;
 use tally::refresh::{RefreshOutcome, Refresher};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tally::aggregates::{self, concurrently::RefreshKind};
+use tally::aggregates::{self, RefreshKind};
 use tally::db::Transient;
 use tally::refresh::RefreshOutcome;
 use tally::refresh::attempt::{self, ActiveBackends, Attempt, REFRESH_LOCK_CLASS};
@@ -23,9 +23,9 @@ async fn one_attempt_builds_then_refreshes_and_yields_to_another_replica() {
     let config = config("");
     let backends = ActiveBackends::default();
     let first = attempt::run(&db.pool, aggregate, &config, &backends).await.unwrap();
-    assert_eq!(first, Attempt::Refreshed { kind: RefreshKind::Built, rows: 3 });
+    assert_eq!(first, Attempt::Refreshed { kind: RefreshKind::Built, rows: 3, days: None });
     let second = attempt::run(&db.pool, aggregate, &config, &backends).await.unwrap();
-    assert_eq!(second, Attempt::Refreshed { kind: RefreshKind::Refreshed, rows: 3 });
+    assert_eq!(second, Attempt::Refreshed { kind: RefreshKind::Refreshed, rows: 3, days: None });
     assert!(backends.pids().is_empty(), "a finished attempt leaves no backend behind");
 
     let other = db.another_pool().await;

@@ -1,0 +1,185 @@
+//! `incremental` mode: the aggregate is a plain table (same name, columns
+//! and unique key as the materialized view of `concurrently` mode) in which a
+//! refresh rewrites only the dirty days.
+//!
+//! Statement triggers on the source tables (`triggers.rs`) append marks to
+//! `tally.invalidations`. A refresh, in one transaction holding the
+//! aggregate's advisory lock:
+//!
+//! 1. claims the marks with `DELETE ... RETURNING`: exactly the marks
+//!    committed before that statement's snapshot; a mark committed later
+//!    stays for the next refresh (writers never wait for a refresh);
+//! 2. turns them into days (attribution's touch windows and lead changes
+//!    become the days of the conversions they can affect);
+//! 3. deletes those days from the table and inserts them recomputed by the
+//!    aggregate's own definition, restricted to those days' time ranges.
+//!
+//! A claimed mark's rows committed with it, before step 1, so step 3 (a later
+//! snapshot) sees them. Readers see the old days until the commit, then the
+//! new ones: never a gap.
+
+use chrono::{Days, NaiveDate};
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use super::catalog::{self, execute};
+use super::concurrently::count_rows;
+use super::{Aggregate, ModeError, RefreshKind, build, views};
+use crate::config::{Config, Mode};
+
+/// What a refresh in incremental mode did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: RefreshKind,
+    pub rows: i64,
+    /// Days rewritten (`None` after a full build).
+    pub days: Option<i64>,
+}
+
+/// Brings the aggregate up to date inside the caller's transaction.
+pub async fn refresh(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Outcome, ModeError> {
+    let definition = aggregate.definition(config);
+    let fingerprint = build::fingerprint(conn, &definition, Mode::Incremental).await?;
+    let (kind, days) = match catalog::relation(conn, aggregate.name).await? {
+        None => {
+            // Marks committed before this point are covered by the build, which reads a later snapshot.
+            claim(conn, aggregate, config).await?;
+            build::create(conn, aggregate, aggregate.name, Mode::Incremental, &definition, &fingerprint).await?;
+            (RefreshKind::Built, None)
+        }
+        Some(existing) if !build::is_tallys(&existing) && existing.relkind != "m" => {
+            return Err(ModeError::WrongKind { name: aggregate.name, relkind: existing.relkind });
+        }
+        Some(existing) if existing.relkind != "r" || existing.comment.as_deref() != Some(fingerprint.as_str()) => {
+            claim(conn, aggregate, config).await?;
+            build::rebuild(conn, aggregate, &existing, Mode::Incremental, &definition, &fingerprint).await?;
+            (RefreshKind::Rebuilt, None)
+        }
+        Some(_) => {
+            let claimed = claim(conn, aggregate, config).await?;
+            let table = aggregate.qualified_name();
+            if claimed.everything {
+                execute(conn, format!("DELETE FROM {table}")).await?;
+                execute(conn, format!("INSERT INTO {table} {definition}")).await?;
+                (RefreshKind::Incremental, None)
+            } else {
+                rewrite(conn, aggregate, config, &claimed.days).await?;
+                (RefreshKind::Incremental, Some(claimed.days.len() as i64))
+            }
+        }
+    };
+    views::ensure_dependents(conn, aggregate, config).await?;
+    Ok(Outcome { kind, rows: count_rows(conn, aggregate).await?, days })
+}
+
+/// The marks a refresh took over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    pub marks: i64,
+    /// A TRUNCATE dirtied everything.
+    pub everything: bool,
+    /// The dirty days, sorted.
+    pub days: Vec<NaiveDate>,
+}
+
+/// Deletes the aggregate's committed marks and returns the days they dirty.
+async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Claimed, sqlx::Error> {
+    let tz = config.reporting_timezone.sql_literal();
+    let (marks, everything, days): (i64, bool, Vec<NaiveDate>) = sqlx::query_as(AssertSqlSafe(format!(
+        "WITH claimed AS (
+             DELETE FROM tally.invalidations WHERE aggregate = $1 RETURNING kind, first_day, last_day, lead_id),
+         dirty AS (
+             SELECT d::date AS day
+             FROM claimed, generate_series(claimed.first_day, claimed.last_day, interval '1 day') AS d
+             WHERE claimed.kind = 'days'
+             UNION
+             SELECT (c.occurred_at AT TIME ZONE {tz})::date
+             FROM claimed JOIN marketing.conversions AS c
+               ON c.occurred_at >= (claimed.first_day::timestamp AT TIME ZONE {tz})
+              AND c.occurred_at < ((claimed.last_day + 1)::timestamp AT TIME ZONE {tz})
+             WHERE claimed.kind = 'touch_window'
+             UNION
+             SELECT (c.occurred_at AT TIME ZONE {tz})::date
+             FROM claimed JOIN marketing.conversions AS c ON c.lead_id = claimed.lead_id
+             WHERE claimed.kind = 'lead')
+         SELECT (SELECT count(*) FROM claimed),
+                coalesce((SELECT bool_or(kind = 'all') FROM claimed), false),
+                array(SELECT day FROM dirty ORDER BY day)"
+    )))
+    .bind(aggregate.name)
+    .fetch_one(conn)
+    .await?;
+    Ok(Claimed { marks, everything, days })
+}
+
+/// Replaces `days` of the aggregate with their recomputed rows.
+async fn rewrite(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config, days: &[NaiveDate]) -> Result<(), sqlx::Error> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let table = aggregate.qualified_name();
+    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE day = ANY($1)"))).bind(days).execute(&mut *conn).await?;
+    let scope = scope(aggregate.scope_column, &config.reporting_timezone.sql_literal(), days);
+    execute(conn, format!("INSERT INTO {table} {}", aggregate.scoped_definition(config, &scope))).await
+}
+
+/// The condition on `column` selecting exactly the rows whose day (in the
+/// timezone `tz`, a quoted literal) is one of `days`: one time range per run
+/// of consecutive days, so each is an index range scan and partitions outside
+/// them are pruned.
+pub fn scope(column: &str, tz: &str, days: &[NaiveDate]) -> String {
+    let mut sorted = days.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut runs: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+    for day in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if last.checked_add_days(Days::new(1)) == Some(day) => *last = day,
+            _ => runs.push((day, day)),
+        }
+    }
+    if runs.is_empty() {
+        return "false".to_string();
+    }
+    let ranges: Vec<String> = runs
+        .iter()
+        .map(|(first, last)| {
+            let after = last.checked_add_days(Days::new(1)).unwrap_or(*last);
+            format!(
+                "({column} >= ('{first}'::timestamp AT TIME ZONE {tz}) AND {column} < ('{after}'::timestamp AT TIME ZONE {tz}))"
+            )
+        })
+        .collect();
+    format!("({})", ranges.join(" OR "))
+}
+
+/// Days waiting in `tally.invalidations` for each aggregate (an upper bound:
+/// a touch window counts all its days, a lead change counts one).
+pub async fn backlog(pool: &sqlx::PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT aggregate, coalesce(sum(CASE WHEN kind IN ('days', 'touch_window') THEN last_day - first_day + 1 ELSE 1 END), 0)::bigint
+         FROM tally.invalidations GROUP BY aggregate",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn consecutive_days_become_one_range_each() {
+        let days = [d(2026, 11, 3), d(2026, 11, 1), d(2026, 11, 2), d(2026, 12, 31), d(2027, 1, 1), d(2026, 11, 2)];
+        let scope = scope("e.occurred_at", "'UTC'", &days);
+        assert_eq!(
+            scope,
+            "((e.occurred_at >= ('2026-11-01'::timestamp AT TIME ZONE 'UTC') AND e.occurred_at < ('2026-11-04'::timestamp AT TIME ZONE 'UTC')) \
+             OR (e.occurred_at >= ('2026-12-31'::timestamp AT TIME ZONE 'UTC') AND e.occurred_at < ('2027-01-02'::timestamp AT TIME ZONE 'UTC')))"
+        );
+        assert_eq!(super::scope("c.occurred_at", "'UTC'", &[]), "false");
+    }
+}
