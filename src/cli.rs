@@ -62,6 +62,26 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Measure refresh modes (incremental, CONCURRENTLY, plain) and the
+    /// ingest overhead of incremental mode, in fresh databases on the
+    /// DATABASE_URL server (or a throwaway cluster); print a Markdown report.
+    Bench {
+        /// Data sizes in events, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000000")]
+        events: Vec<u64>,
+        /// Days of history the events spread over.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(7..=3650))]
+        days: u32,
+        /// Seed of the data generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u32,
+        /// Measurements per figure (the median is reported).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+        repeat: u32,
+        /// Rows per COPY for the trigger-overhead figure; 0 skips it.
+        #[arg(long, default_value_t = 1_000_000)]
+        copy_rows: u64,
+    },
     /// Check the worker's /healthz (for container HEALTHCHECK); exit 0 if healthy.
     Healthcheck,
 }

@@ -40,6 +40,10 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             };
             demo::run(config, DatabaseUrl::from_env()?, options, shutdown).await
         }
+        Command::Bench { events, days, seed, repeat, copy_rows } => {
+            let options = crate::bench::BenchOptions { sizes: events, days, seed, repeat, copy_rows };
+            crate::bench::run(config, DatabaseUrl::from_env()?, options, shutdown).await
+        }
         Command::Run { no_migrate } => {
             let options = RunOptions { migrate: !no_migrate, metrics_addr: metrics_addr()? };
             worker::run(config, &required_url()?, options, shutdown).await

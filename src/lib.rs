@@ -4,6 +4,7 @@
 //! [`commands::execute`]; everything else lives in these modules.
 
 pub mod aggregates;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;

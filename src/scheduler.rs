@@ -31,7 +31,8 @@ pub struct Jobs {
 }
 
 /// Builds and starts the scheduler: one job per enabled aggregate, partition
-/// maintenance, and a heartbeat for `/healthz`.
+/// maintenance, a heartbeat for `/healthz`, and (with incremental
+/// aggregates) a reading of the invalidation backlog every 10 s.
 pub async fn start(jobs: Jobs) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
     for aggregate in aggregates::REGISTRY {
@@ -61,6 +62,17 @@ pub async fn start(jobs: Jobs) -> Result<JobScheduler, JobSchedulerError> {
         })?
     };
     scheduler.add(heartbeat).await?;
+    if crate::aggregates::triggers::any_incremental(&jobs.config) {
+        let jobs = jobs.clone();
+        let backlog = Job::new_repeated_async(Duration::from_secs(10), move |_, _| {
+            let refresher = jobs.refresher.clone();
+            if !jobs.shutdown.is_cancelled() {
+                jobs.tracker.spawn(async move { refresher.update_backlog().await });
+            }
+            Box::pin(async {})
+        })?;
+        scheduler.add(backlog).await?;
+    }
     scheduler.start().await?;
     jobs.health.running();
     Ok(scheduler)

@@ -81,6 +81,9 @@ pub async fn run(
     if let Err(e) = refresher.restore_freshness().await {
         tracing::warn!(error = %db::describe(&e), "could not read refresh history; freshness starts unknown");
     }
+    if crate::aggregates::triggers::any_incremental(&config) {
+        refresher.update_backlog().await;
+    }
     let jobs = Jobs {
         refresher: refresher.clone(),
         pool: pool.clone(),

@@ -76,12 +76,17 @@ pub async fn rebuild(
         Mode::Concurrently => ("MATERIALIZED VIEW", "INDEX"),
         Mode::Incremental => ("TABLE", "CONSTRAINT"),
     };
-    execute(conn, format!("ALTER {kind} reporting.{} RENAME TO {}", quote_ident(&staging), quote_ident(aggregate.name)))
-        .await?;
+    execute(
+        conn,
+        format!("ALTER {kind} reporting.{} RENAME TO {}", quote_ident(&staging), quote_ident(aggregate.name)),
+    )
+    .await?;
     let (old_key, new_key) = (quote_ident(&format!("{staging}_key")), quote_ident(&format!("{}_key", aggregate.name)));
     let rename = match mode {
         Mode::Concurrently => format!("ALTER {rename_key} reporting.{old_key} RENAME TO {new_key}"),
-        Mode::Incremental => format!("ALTER TABLE {} RENAME {rename_key} {old_key} TO {new_key}", aggregate.qualified_name()),
+        Mode::Incremental => {
+            format!("ALTER TABLE {} RENAME {rename_key} {old_key} TO {new_key}", aggregate.qualified_name())
+        }
     };
     execute(conn, rename).await?;
     tracing::info!(aggregate = aggregate.name, mode = mode.as_str(), "rebuilt and swapped in");

@@ -112,12 +112,20 @@ async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) 
 }
 
 /// Replaces `days` of the aggregate with their recomputed rows.
-async fn rewrite(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config, days: &[NaiveDate]) -> Result<(), sqlx::Error> {
+async fn rewrite(
+    conn: &mut PgConnection,
+    aggregate: &Aggregate,
+    config: &Config,
+    days: &[NaiveDate],
+) -> Result<(), sqlx::Error> {
     if days.is_empty() {
         return Ok(());
     }
     let table = aggregate.qualified_name();
-    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE day = ANY($1)"))).bind(days).execute(&mut *conn).await?;
+    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE day = ANY($1)")))
+        .bind(days)
+        .execute(&mut *conn)
+        .await?;
     let scope = scope(aggregate.scope_column, &config.reporting_timezone.sql_literal(), days);
     execute(conn, format!("INSERT INTO {table} {}", aggregate.scoped_definition(config, &scope))).await
 }

@@ -157,7 +157,7 @@ pub enum Mode {
     /// A materialized view refreshed with `REFRESH MATERIALIZED VIEW CONCURRENTLY`.
     #[default]
     Concurrently,
-    /// A table where only changed days are recomputed (not available yet).
+    /// A table in which only the days that changed are recomputed.
     Incremental,
 }
 

@@ -140,9 +140,11 @@ fn partition_settings_are_validated() {
 }
 
 #[test]
-fn features_not_yet_available_are_rejected_not_ignored() {
-    let text = error_text("[aggregates.daily_event_counts]\nmode = \"incremental\"\n");
-    assert!(text.contains("incremental mode is not available"), "{text}");
+fn modes_are_read_and_unknown_ones_rejected() {
+    let config = parse("[aggregates.daily_event_counts]\nmode = \"incremental\"\n").unwrap();
+    assert_eq!(config.aggregate("daily_event_counts").unwrap().mode, Mode::Incremental);
+    let text = error_text("[aggregates.daily_event_counts]\nmode = \"eventually\"\n");
+    assert!(text.contains("unknown variant `eventually`"), "{text}");
 }
 
 #[test]

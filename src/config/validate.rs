@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{
-    AggregateConfig, AggregateSettings, Config, ConfigError, ConfigFile, DEFAULT_REFRESH_INTERVAL, Schedule,
-};
+use super::{AggregateConfig, AggregateSettings, Config, ConfigError, ConfigFile, DEFAULT_REFRESH_INTERVAL, Schedule};
 use crate::aggregates::{self, Kind};
 
 impl ConfigFile {

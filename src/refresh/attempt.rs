@@ -8,10 +8,10 @@ use std::sync::Mutex;
 
 use sqlx::{Acquire, PgPool};
 
-use crate::aggregates::{ModeError, RefreshKind, concurrently, incremental, triggers};
 use crate::aggregates::{Aggregate, Kind, views};
-use crate::config::Mode;
+use crate::aggregates::{ModeError, RefreshKind, concurrently, incremental, triggers};
 use crate::config::Config;
+use crate::config::Mode;
 
 /// First key of every refresh advisory lock (`"tref"`); the second is
 /// `hashtext(aggregate name)`. Transaction-scoped, so it works through

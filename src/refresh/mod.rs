@@ -231,7 +231,8 @@ impl Refresher {
         match crate::aggregates::incremental::backlog(&self.pool).await {
             Ok(backlog) => {
                 for aggregate in crate::aggregates::REGISTRY {
-                    if self.config.aggregate(aggregate.name).is_some_and(|s| s.mode == crate::config::Mode::Incremental) {
+                    if self.config.aggregate(aggregate.name).is_some_and(|s| s.mode == crate::config::Mode::Incremental)
+                    {
                         let days = backlog.iter().find(|(name, _)| name == aggregate.name).map_or(0, |(_, d)| *d);
                         self.metrics.invalidated_days.with_label_values(&[aggregate.name]).set(days);
                     }

@@ -56,7 +56,12 @@ pub async fn assert_matches_scratch(pool: &PgPool, config: &Config, context: &st
         .fetch_all(pool)
         .await
         .unwrap();
-        assert!(differences.is_empty(), "{context}: {} differs from a full computation:\n{}", aggregate.name, differences.join("\n"));
+        assert!(
+            differences.is_empty(),
+            "{context}: {} differs from a full computation:\n{}",
+            aggregate.name,
+            differences.join("\n")
+        );
     }
 }
 
@@ -83,13 +88,34 @@ async fn each_kind_of_change_rewrites_only_its_days_and_stays_exact() {
     assert_eq!(count(pool, "SELECT count(*) FROM tally.invalidations").await, 0);
 
     let steps: &[(&str, &str)] = &[
-        ("an insert on one day", "INSERT INTO marketing.events (user_id, event, utm_source, occurred_at) VALUES ('u1', 'signup', 'google', '2026-11-20 10:00+00')"),
-        ("late data months old", "INSERT INTO marketing.events (user_id, event, utm_source, occurred_at) VALUES ('u2', 'purchase', 'google', '2026-06-03 10:00+00')"),
-        ("an update moving rows to another day and month", "UPDATE marketing.events SET occurred_at = occurred_at - interval '40 days' WHERE id IN (SELECT id FROM marketing.events ORDER BY id LIMIT 3)"),
-        ("a delete", "DELETE FROM marketing.events WHERE id IN (SELECT id FROM marketing.events ORDER BY id DESC LIMIT 2)"),
-        ("a lead's status and source", "UPDATE marketing.leads SET status = 'converted', source = 'partner' WHERE id IN (SELECT id FROM marketing.leads ORDER BY email LIMIT 2)"),
-        ("a conversion moved and one deleted", "UPDATE marketing.conversions SET occurred_at = occurred_at + interval '2 days' WHERE id IN (SELECT min(id) FROM marketing.conversions); DELETE FROM marketing.conversions WHERE id IN (SELECT max(id) FROM marketing.conversions)"),
-        ("a touch deleted", "DELETE FROM marketing.events WHERE utm_source = 'facebook' AND id IN (SELECT id FROM marketing.events WHERE utm_source = 'facebook' ORDER BY id LIMIT 2)"),
+        (
+            "an insert on one day",
+            "INSERT INTO marketing.events (user_id, event, utm_source, occurred_at) VALUES ('u1', 'signup', 'google', '2026-11-20 10:00+00')",
+        ),
+        (
+            "late data months old",
+            "INSERT INTO marketing.events (user_id, event, utm_source, occurred_at) VALUES ('u2', 'purchase', 'google', '2026-06-03 10:00+00')",
+        ),
+        (
+            "an update moving rows to another day and month",
+            "UPDATE marketing.events SET occurred_at = occurred_at - interval '40 days' WHERE id IN (SELECT id FROM marketing.events ORDER BY id LIMIT 3)",
+        ),
+        (
+            "a delete",
+            "DELETE FROM marketing.events WHERE id IN (SELECT id FROM marketing.events ORDER BY id DESC LIMIT 2)",
+        ),
+        (
+            "a lead's status and source",
+            "UPDATE marketing.leads SET status = 'converted', source = 'partner' WHERE id IN (SELECT id FROM marketing.leads ORDER BY email LIMIT 2)",
+        ),
+        (
+            "a conversion moved and one deleted",
+            "UPDATE marketing.conversions SET occurred_at = occurred_at + interval '2 days' WHERE id IN (SELECT min(id) FROM marketing.conversions); DELETE FROM marketing.conversions WHERE id IN (SELECT max(id) FROM marketing.conversions)",
+        ),
+        (
+            "a touch deleted",
+            "DELETE FROM marketing.events WHERE utm_source = 'facebook' AND id IN (SELECT id FROM marketing.events WHERE utm_source = 'facebook' ORDER BY id LIMIT 2)",
+        ),
         ("TRUNCATE of a partition", "TRUNCATE marketing.events_p2026_09"),
     ];
     for (what, sql) in steps {
@@ -99,7 +125,10 @@ async fn each_kind_of_change_rewrites_only_its_days_and_stays_exact() {
         assert_matches_scratch(pool, &config, what).await;
     }
     // One insert dirties one day of each events aggregate, and nothing of the lead funnel.
-    sqlx::query("INSERT INTO marketing.events (event, occurred_at) VALUES ('page_view', '2026-11-21 10:00+00')").execute(pool).await.unwrap();
+    sqlx::query("INSERT INTO marketing.events (event, occurred_at) VALUES ('page_view', '2026-11-21 10:00+00')")
+        .execute(pool)
+        .await
+        .unwrap();
     let kinds = refresh_all(pool, &config).await;
     let days = |name: &str| kinds.iter().find(|k| k.0 == name).unwrap().2;
     assert_eq!(days("daily_campaign_metrics"), Some(1));
@@ -114,7 +143,8 @@ async fn random_workloads_match_a_full_computation_in_utc_and_new_york() {
     for (seed, zone) in [(1, "UTC"), (2, "America/New_York"), (3, "Asia/Kolkata")] {
         let db = TestDb::migrated().await;
         create_months(&db.pool).await;
-        let config = config(&format!("reporting_timezone = \"{zone}\"\nattribution_lookback_days = 20\n{ALL_INCREMENTAL}"));
+        let config =
+            config(&format!("reporting_timezone = \"{zone}\"\nattribution_lookback_days = 20\n{ALL_INCREMENTAL}"));
         let mut workload = Workload::new(seed);
         workload.apply(&db.pool, 30, false).await;
         refresh_all(&db.pool, &config).await;
@@ -190,10 +220,12 @@ async fn switching_modes_rebuilds_once_and_readers_never_see_a_gap() {
     let incremental = config(ALL_INCREMENTAL);
     let switched = refresh_all(&db.pool, &incremental).await;
     assert!(switched.iter().all(|(_, kind, _)| *kind == RefreshKind::Rebuilt), "{switched:?}");
-    let relkind: String = sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = 'reporting.daily_campaign_metrics'::regclass")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let relkind: String = sqlx::query_scalar(
+        "SELECT relkind::text FROM pg_class WHERE oid = 'reporting.daily_campaign_metrics'::regclass",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(relkind, "r");
     let again = refresh_all(&db.pool, &incremental).await;
     assert!(again.iter().all(|(_, kind, _)| *kind == RefreshKind::Incremental), "rebuilt once: {again:?}");
@@ -202,7 +234,10 @@ async fn switching_modes_rebuilds_once_and_readers_never_see_a_gap() {
     stop.store(true, Ordering::Relaxed);
     assert!(reader.await.unwrap() > 0);
     assert_matches_scratch(&db.pool, &concurrently, "back in concurrently mode").await;
-    assert_eq!(count(&db.pool, "SELECT count(*) FROM pg_indexes WHERE indexname = 'daily_campaign_metrics_key'").await, 1);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM pg_indexes WHERE indexname = 'daily_campaign_metrics_key'").await,
+        1
+    );
     // The view over the aggregates survived both swaps.
     assert!(count(&db.pool, "SELECT count(*) FROM reporting.campaign_performance").await > 0);
 }
@@ -231,6 +266,9 @@ async fn triggers_exist_only_while_an_aggregate_is_incremental() {
     refresh_all(&db.pool, &config("")).await;
     tally::aggregates::triggers::ensure(&db.pool, &config("")).await.unwrap();
     assert_eq!(triggers(db.pool.clone()).await, 0, "no incremental aggregate, no trigger, no ingest overhead");
-    sqlx::query("INSERT INTO marketing.events (event, occurred_at) VALUES ('page_view', now())").execute(&db.pool).await.unwrap();
+    sqlx::query("INSERT INTO marketing.events (event, occurred_at) VALUES ('page_view', now())")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(count(&db.pool, "SELECT count(*) FROM tally.invalidations").await, 0);
 }

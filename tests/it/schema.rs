@@ -22,8 +22,10 @@ async fn migrations_create_the_three_schemas_and_tables() {
             "marketing.events",
             "marketing.events_default",
             "marketing.leads",
+            "tally.invalidations",
             "tally.partition_log",
             "tally.refresh_runs",
+            "tally.trigger_sets",
         ]
     );
     // A second run applies nothing and fails nothing.

@@ -233,3 +233,28 @@ async fn retention_with_concurrently_aggregates_is_warned_about_at_start() {
     worker.signal(Signal::SIGTERM);
     assert_eq!(worker.wait(Duration::from_secs(30)).await, Some(0));
 }
+
+#[tokio::test]
+async fn the_incremental_backlog_is_exported_and_drains_at_the_next_refresh() {
+    let db = TestDb::migrated().await;
+    // Built at start-up, then no scheduled refresh for a year.
+    let toml = "[aggregates.daily_event_counts]\nmode = \"incremental\"\nschedule = \"0 0 0 1 1 *\"\n";
+    let (mut worker, addr) = start_worker(&db.url, toml);
+    wait_for_metric(addr, &successes("daily_event_counts"), 1.0).await;
+    sqlx::query(
+        "INSERT INTO marketing.events (event, occurred_at) VALUES ('page_view', now()), ('page_view', now() - interval '3 days')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let series = "tally_invalidated_days{aggregate=\"daily_event_counts\"}";
+    wait_for_metric(addr, series, 2.0).await;
+
+    let refreshed = tally(&["refresh", "daily_event_counts"]).database(&db.url).config_file(toml).output().await;
+    assert!(refreshed.stdout.contains("daily_event_counts: refreshed (incremental, 2 days"), "{refreshed:?}");
+    let drained =
+        wait_until(Duration::from_secs(20), || async { metric(&metrics(addr).await, series) == Some(0.0) }).await;
+    worker.signal(Signal::SIGTERM);
+    assert_eq!(worker.wait(Duration::from_secs(30)).await, Some(0));
+    assert!(drained, "the backlog went back to 0 after the refresh");
+}

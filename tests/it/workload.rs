@@ -99,7 +99,10 @@ impl Workload {
     fn pick(&mut self, table: &str) -> String {
         let modulus = self.rng.random_range(2..9);
         let remainder = self.rng.random_range(0..modulus);
-        format!("(SELECT id FROM marketing.{table} WHERE id % {modulus} = {remainder} ORDER BY id LIMIT {})", self.rng.random_range(1..6))
+        format!(
+            "(SELECT id FROM marketing.{table} WHERE id % {modulus} = {remainder} ORDER BY id LIMIT {})",
+            self.rng.random_range(1..6)
+        )
     }
 
     fn move_events(&mut self) -> String {
@@ -113,7 +116,10 @@ impl Workload {
     fn retag_events(&mut self) -> String {
         let (source, campaign) = self.utm();
         let user = self.user();
-        format!("UPDATE marketing.events SET utm_source = {source}, utm_campaign = {campaign}, user_id = {user} WHERE id IN {}", self.pick("events"))
+        format!(
+            "UPDATE marketing.events SET utm_source = {source}, utm_campaign = {campaign}, user_id = {user} WHERE id IN {}",
+            self.pick("events")
+        )
     }
 
     fn delete_events(&mut self) -> String {
@@ -140,7 +146,9 @@ impl Workload {
         match self.rng.random_range(0..3) {
             0 => format!("UPDATE marketing.leads SET status = {status}, score = score + 7 WHERE id IN {lead}"),
             1 => format!("UPDATE marketing.leads SET source = {source}, campaign = {campaign} WHERE id IN {lead}"),
-            _ => format!("UPDATE marketing.leads SET user_id = {user}, created_at = created_at - interval '3 days' WHERE id IN {lead}"),
+            _ => format!(
+                "UPDATE marketing.leads SET user_id = {user}, created_at = created_at - interval '3 days' WHERE id IN {lead}"
+            ),
         }
     }
 

@@ -1,0 +1,205 @@
+//! The invalidation triggers of incremental mode, generated from the
+//! registry's [`DirtyRule`]s for the aggregates configured `incremental` (and
+//! enabled), and installed, replaced or removed to match the configuration.
+//!
+//! Per source table there is one AFTER ... FOR EACH STATEMENT trigger per
+//! operation, with transition tables: INSERT (new rows), UPDATE (old and new
+//! rows: a row moved to another day dirties both), DELETE (old rows) and
+//! TRUNCATE (everything). Each appends a handful of rows to
+//! `tally.invalidations` per statement, whatever the number of rows written.
+//! Monthly partitions of `marketing.events` also get a TRUNCATE trigger that
+//! dirties their month. Writes made directly to a partition (rather than
+//! through `marketing.events`) are not seen; TRUNCATE of a partition is.
+
+mod generate;
+
+use sqlx::{PgConnection, PgPool};
+
+use generate::{OPERATIONS, SOURCES, function_base, qualified};
+pub use generate::{TriggerSet, any_incremental, generate};
+
+use super::REGISTRY;
+use super::catalog::execute;
+use crate::config::{Config, Mode};
+use crate::db::quote_ident;
+
+/// First key of the advisory lock around trigger installation (`"ttrg"`).
+const TRIGGER_LOCK_CLASS: i32 = 0x7474_7267;
+
+/// Makes the installed triggers match `config`: installs or replaces them
+/// for tables incremental aggregates read, removes them elsewhere, and gives
+/// every partition of `marketing.events` its TRUNCATE trigger. Cheap when
+/// nothing changed (a fingerprint comparison per table).
+pub async fn ensure(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
+    for table in SOURCES {
+        let wanted = generate(config, table);
+        let fingerprint = match &wanted {
+            Some(set) => Some(
+                sqlx::query_scalar::<_, String>("SELECT md5($1)")
+                    .bind(set.functions.join("\n"))
+                    .fetch_one(pool)
+                    .await?,
+            ),
+            None => None,
+        };
+        let installed: Option<String> =
+            sqlx::query_scalar("SELECT fingerprint FROM tally.trigger_sets WHERE source_table = $1")
+                .bind(*table)
+                .fetch_optional(pool)
+                .await?;
+        let present = present_triggers(pool, table).await?;
+        let complete = present == OPERATIONS.len() as i64;
+        if installed == fingerprint && (wanted.is_none() || complete) && (wanted.is_some() || present == 0) {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(TRIGGER_LOCK_CLASS)
+            .bind(*table)
+            .execute(&mut *tx)
+            .await?;
+        crate::db::set_local_timeouts(&mut tx, &config.database).await?;
+        match (&wanted, &fingerprint) {
+            (Some(set), Some(fingerprint)) => install(&mut tx, set, fingerprint).await?,
+            _ => uninstall(&mut tx, table).await?,
+        }
+        tx.commit().await?;
+        tracing::info!(table, installed = wanted.is_some(), "invalidation triggers updated");
+    }
+    if generate(config, "marketing.events").is_some() {
+        ensure_partition_triggers(pool, config).await?;
+    }
+    mark_untracked_stale(pool, config).await
+}
+
+/// A disabled incremental aggregate gets no marks, so its table falls
+/// behind: mark it stale, so that enabling it again rebuilds it.
+async fn mark_untracked_stale(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
+    for aggregate in REGISTRY {
+        let untracked = config.aggregate(aggregate.name).is_some_and(|s| s.mode == Mode::Incremental && !s.enabled);
+        if !untracked {
+            continue;
+        }
+        let stale = format!("{}stale", super::catalog::FINGERPRINT_PREFIX);
+        let table: Option<String> = sqlx::query_scalar(
+            "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'reporting' AND c.relname = $1 AND c.relkind = 'r'",
+        )
+        .bind(aggregate.name)
+        .fetch_optional(pool)
+        .await?
+        .flatten();
+        if table.is_some_and(|comment| comment != stale) {
+            let mut conn = pool.acquire().await?;
+            execute(&mut conn, format!("COMMENT ON TABLE {} IS '{stale}'", aggregate.qualified_name())).await?;
+            tracing::info!(
+                aggregate = aggregate.name,
+                "disabled in incremental mode; it will be rebuilt when enabled again"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn present_triggers(pool: &PgPool, table: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname LIKE 'tally_invalidate_%'",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await
+}
+
+async fn install(conn: &mut PgConnection, set: &TriggerSet, fingerprint: &str) -> Result<(), sqlx::Error> {
+    for function in &set.functions {
+        execute(conn, function.clone()).await?;
+    }
+    for (name, create) in &set.triggers {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)",
+        )
+        .bind(set.table)
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !exists {
+            execute(conn, create.clone()).await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO tally.trigger_sets (source_table, fingerprint) VALUES ($1, $2)
+         ON CONFLICT (source_table) DO UPDATE SET fingerprint = excluded.fingerprint, installed_at = now()",
+    )
+    .bind(set.table)
+    .bind(fingerprint)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn uninstall(conn: &mut PgConnection, table: &str) -> Result<(), sqlx::Error> {
+    for op in OPERATIONS {
+        execute(conn, format!("DROP TRIGGER IF EXISTS tally_invalidate_{op} ON {}", qualified(table))).await?;
+    }
+    if table == "marketing.events" {
+        let partitions = events_partitions(conn).await?;
+        for (partition, _) in partitions {
+            execute(
+                conn,
+                format!("DROP TRIGGER IF EXISTS tally_invalidate_truncate ON marketing.{}", quote_ident(&partition)),
+            )
+            .await?;
+        }
+    }
+    let base = function_base(table);
+    for op in OPERATIONS.iter().chain(["truncate_partition"].iter()) {
+        execute(conn, format!("DROP FUNCTION IF EXISTS tally.{base}_{op}()")).await?;
+    }
+    sqlx::query("DELETE FROM tally.trigger_sets WHERE source_table = $1").bind(table).execute(conn).await?;
+    Ok(())
+}
+
+/// Partitions of `marketing.events` with whether each has its TRUNCATE trigger.
+async fn events_partitions(conn: &mut PgConnection) -> Result<Vec<(String, bool)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.relname::text, EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tally_invalidate_truncate')
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'marketing.events'::regclass",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Gives each partition of `marketing.events` a TRUNCATE trigger dirtying
+/// its month (the default partition: everything).
+pub async fn ensure_partition_triggers(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let missing: Vec<String> =
+        events_partitions(&mut conn).await?.into_iter().filter(|(_, has)| !has).map(|(p, _)| p).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+    crate::db::set_local_timeouts(&mut tx, &config.database).await?;
+    for partition in missing {
+        let arguments = match crate::partitions::Month::from_partition_name("events", &partition) {
+            Some(month) => format!(
+                "'{}', '{}'",
+                month.start().format("%Y-%m-%d %H:%M:%S+00"),
+                month.plus(1).start().format("%Y-%m-%d %H:%M:%S+00")
+            ),
+            None => String::new(),
+        };
+        execute(
+            &mut tx,
+            format!(
+                "CREATE TRIGGER tally_invalidate_truncate AFTER TRUNCATE ON marketing.{} FOR EACH STATEMENT \
+                 EXECUTE FUNCTION tally.invalidate_events_truncate_partition({arguments})",
+                quote_ident(&partition)
+            ),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! `tally bench`: the measurements behind BENCHMARKS.md, taken in one run on
+//! one machine so they can be compared as ratios: incremental refresh against
+//! `REFRESH MATERIALIZED VIEW CONCURRENTLY` and a plain `REFRESH` of the same
+//! aggregate at several data sizes, and the ingest overhead of the
+//! invalidation triggers on a large COPY.
+//!
+//! Each size gets a database of its own (`tally_bench_<events>`), created on
+//! the `DATABASE_URL` server (or a throwaway cluster) and dropped afterwards.
+
+mod copy;
+mod refresh;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::{self, DatabaseUrl, EphemeralCluster, Patience};
+use crate::error::Error;
+
+pub use copy::CopyResult;
+pub use refresh::RefreshResult;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Data sizes, in events.
+    pub sizes: Vec<u64>,
+    /// Days of history the events spread over.
+    pub days: u32,
+    pub seed: u32,
+    /// Measurements per figure; the median is reported.
+    pub repeat: u32,
+    /// Rows per COPY for the trigger-overhead figure (0: skip it).
+    pub copy_rows: u64,
+}
+
+/// Runs the benchmark and prints a Markdown report on stdout.
+pub async fn run(
+    config: Arc<Config>,
+    url: Option<DatabaseUrl>,
+    options: BenchOptions,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let mut cluster = None;
+    let server = match url {
+        Some(url) => url,
+        None => {
+            let started = tokio::task::spawn_blocking(EphemeralCluster::start)
+                .await
+                .map_err(|e| Error::runtime("starting the throwaway cluster", e.to_string()))??;
+            let url = started.url();
+            cluster = Some(started);
+            url
+        }
+    };
+    let result = measure(&config, &server, &options, &shutdown).await;
+    if let Some(mut cluster) = cluster {
+        let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
+    }
+    let report = result?;
+    println!("{report}");
+    Ok(())
+}
+
+async fn measure(
+    config: &Arc<Config>,
+    server: &DatabaseUrl,
+    options: &BenchOptions,
+    shutdown: &CancellationToken,
+) -> Result<String, Error> {
+    let admin =
+        db::connect(server, &config.database, Patience::For(config.database.connect_timeout.0), shutdown).await?;
+    let mut report = machine(&admin).await.map_err(|e| Error::database("reading the server version", &e))?;
+    let mut refreshes = Vec::new();
+    let mut copy = None;
+    for (index, events) in options.sizes.iter().enumerate() {
+        let name = format!("tally_bench_{events}");
+        let pool = fresh_database(&admin, server, config, &name, shutdown).await?;
+        let measured = refresh::measure(&pool, config, *events, options).await;
+        let last = index + 1 == options.sizes.len();
+        let copied = match (&measured, last && options.copy_rows > 0) {
+            (Ok(_), true) => Some(copy::measure(&pool, config, options.copy_rows, options.repeat).await),
+            _ => None,
+        };
+        pool.close().await;
+        drop_database(&admin, &name).await;
+        refreshes.push(measured?);
+        if let Some(copied) = copied {
+            copy = Some(copied?);
+        }
+    }
+    report.push_str(&refresh::table(&refreshes, options));
+    if let Some(copy) = copy {
+        report.push_str(&copy::table(&copy));
+    }
+    Ok(report)
+}
+
+/// The machine and server, for the report's header.
+async fn machine(pool: &PgPool) -> Result<String, sqlx::Error> {
+    let version: String = sqlx::query_scalar("SELECT version()").fetch_one(pool).await?;
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0))
+        })
+        .map_or("unknown".to_string(), |kb| format!("{} GiB", kb / 1024 / 1024));
+    Ok(format!(
+        "Machine: {cores} cores ({cpu}), {memory} RAM; {version}\nDate: {}\n\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    ))
+}
+
+async fn fresh_database(
+    admin: &PgPool,
+    server: &DatabaseUrl,
+    config: &Config,
+    name: &str,
+    shutdown: &CancellationToken,
+) -> Result<PgPool, Error> {
+    drop_database(admin, name).await;
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {}", db::quote_ident(name))))
+        .execute(admin)
+        .await
+        .map_err(|e| Error::database(format!("creating database {name} (the role needs CREATEDB)"), &e))?;
+    let url = server.with_database(name);
+    let pool = db::connect(&url, &config.database, Patience::For(Duration::from_secs(10)), shutdown).await?;
+    db::migrate(&pool, &url).await?;
+    Ok(pool)
+}
+
+async fn drop_database(admin: &PgPool, name: &str) {
+    let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db::quote_ident(name))))
+        .execute(admin)
+        .await;
+}
+
+/// The median of some durations.
+pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+/// A duration for the report: milliseconds below 10 s, seconds above.
+pub(crate) fn show(duration: Duration) -> String {
+    if duration < Duration::from_secs(10) {
+        format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.2} s", duration.as_secs_f64())
+    }
+}
