@@ -10,11 +10,18 @@ use tally::db::EphemeralCluster;
 use crate::aggregates::insert_sample_events;
 use crate::harness::{Running, TestDb, free_addr, http_get, metric, tally, wait_until};
 
+/// The two events aggregates every second; the others out of the way, so
+/// that the only refreshes that can wait on a lock on marketing.events are
+/// these two.
 const FAST: &str = r#"
 [aggregates.daily_campaign_metrics]
 every = "1s"
 [aggregates.daily_event_counts]
 every = "1s"
+[aggregates.daily_lead_funnel]
+enabled = false
+[aggregates.daily_attribution]
+enabled = false
 "#;
 
 fn start_worker(url: &tally::db::DatabaseUrl, toml: &str) -> (Running, SocketAddr) {
