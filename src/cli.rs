@@ -62,6 +62,28 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Load event documents (NDJSON, MongoDB Extended JSON, gzip or not) from
+    /// FILE or stdin (`-`) into marketing.events; idempotent.
+    Ingest {
+        /// The file to read, or `-` for stdin.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// Append rejected lines, with line number and reason, to this NDJSON file.
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
+        /// Skip this many lines first (to resume an interrupted run).
+        #[arg(long, default_value_t = 0)]
+        skip_lines: u64,
+        /// Exit 0 even when lines were rejected.
+        #[arg(long)]
+        allow_rejects: bool,
+        /// Lines per batch; each batch commits whole.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        batch_rows: u64,
+        /// Longer lines are rejected.
+        #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(64..=(256 << 20)))]
+        max_line_bytes: u64,
+    },
     /// Measure refresh modes (incremental, CONCURRENTLY, plain) and the
     /// ingest overhead of incremental mode, in fresh databases on the
     /// DATABASE_URL server (or a throwaway cluster); print a Markdown report.
@@ -81,6 +103,9 @@ pub enum Command {
         /// Rows per COPY for the trigger-overhead figure; 0 skips it.
         #[arg(long, default_value_t = 1_000_000)]
         copy_rows: u64,
+        /// Rows for the ingest-vs-raw-COPY figure; 0 skips it.
+        #[arg(long, default_value_t = 1_000_000)]
+        ingest_rows: u64,
     },
     /// Check the worker's /healthz (for container HEALTHCHECK); exit 0 if healthy.
     Healthcheck,

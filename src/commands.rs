@@ -40,8 +40,20 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             };
             demo::run(config, DatabaseUrl::from_env()?, options, shutdown).await
         }
-        Command::Bench { events, days, seed, repeat, copy_rows } => {
-            let options = crate::bench::BenchOptions { sizes: events, days, seed, repeat, copy_rows };
+        Command::Ingest { file, rejects, skip_lines, allow_rejects, batch_rows, max_line_bytes } => {
+            let source =
+                if file == "-" { crate::ingest::Source::Stdin } else { crate::ingest::Source::File(file.into()) };
+            let options = crate::ingest::IngestOptions {
+                batch_rows: batch_rows as usize,
+                max_line_bytes: max_line_bytes as usize,
+                skip_lines,
+                rejects,
+                ..Default::default()
+            };
+            ingest(&config, &source, &options, allow_rejects, &shutdown).await
+        }
+        Command::Bench { events, days, seed, repeat, copy_rows, ingest_rows } => {
+            let options = crate::bench::BenchOptions { sizes: events, days, seed, repeat, copy_rows, ingest_rows };
             crate::bench::run(config, DatabaseUrl::from_env()?, options, shutdown).await
         }
         Command::Run { no_migrate } => {
@@ -133,6 +145,42 @@ async fn refresh(config: Arc<Config>, names: &[String], shutdown: CancellationTo
         true => Ok(()),
         false => Err(Error::runtime("refresh", failures.join("; "))),
     }
+}
+
+async fn ingest(
+    config: &Config,
+    source: &crate::ingest::Source,
+    options: &crate::ingest::IngestOptions,
+    allow_rejects: bool,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
+    let pool = connect(config, &required_url()?, shutdown).await?;
+    let summary =
+        crate::ingest::ingest(&pool, source, options, shutdown).await.map_err(|e| Error::runtime("ingest", e))?;
+    println!("{summary}");
+    if let Some(reason) = &summary.stopped {
+        return Err(Error::runtime(
+            format!("ingest of {}", summary.source),
+            format!(
+                "{reason}; every line up to {} is committed: resume with --skip-lines {} (or run the whole file \
+                 again: lines already loaded count as duplicates)",
+                summary.last_line.max(options.skip_lines),
+                summary.last_line.max(options.skip_lines)
+            ),
+        ));
+    }
+    if summary.rejected > 0 && !allow_rejects {
+        return Err(Error::runtime(
+            format!("ingest of {}", summary.source),
+            format!(
+                "{} lines were rejected (reasons above{}); fix them and run again (loaded lines are not loaded \
+                 twice), or pass --allow-rejects",
+                summary.rejected,
+                options.rejects.as_ref().map_or(String::new(), |f| format!(" and in {}", f.display()))
+            ),
+        ));
+    }
+    Ok(())
 }
 
 async fn status(config: &Config, json: bool, shutdown: &CancellationToken) -> Result<(), Error> {

@@ -34,6 +34,8 @@ pub struct Metrics {
     /// Start of the last successful refresh, per aggregate: the instant the
     /// aggregate's data is as fresh as. Staleness is computed from it at scrape.
     fresh_as_of: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// The ingest totals last read from `tally.ingest_runs` (loaded, duplicate, rejected).
+    ingest_seen: Mutex<[i64; 3]>,
 }
 
 /// The outcomes `tally_refreshes_total` counts.
@@ -127,6 +129,7 @@ impl Metrics {
                 IntCounterVec::new(Opts::new("tally_ingest_rows_total", "Ingested lines by outcome."), &["outcome"]),
             ),
             fresh_as_of: Mutex::new(HashMap::new()),
+            ingest_seen: Mutex::new([0; 3]),
             registry,
         };
         let build_info = register(
@@ -137,6 +140,9 @@ impl Metrics {
             ),
         );
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for outcome in ["loaded", "duplicate", "rejected"] {
+            metrics.ingest_rows_total.with_label_values(&[outcome]);
+        }
         for (aggregate, mode) in aggregates {
             for outcome in REFRESH_OUTCOMES {
                 metrics.refreshes_total.with_label_values(&[*aggregate, *outcome]);
@@ -162,6 +168,20 @@ impl Metrics {
         let mut fresh = self.fresh_as_of.lock().unwrap_or_else(|p| p.into_inner());
         let entry = fresh.entry(aggregate.to_string()).or_insert(started);
         *entry = (*entry).max(started);
+    }
+
+    /// Advances `tally_ingest_rows_total` to the totals of all ingest runs
+    /// (they only grow; a smaller reading is ignored).
+    pub fn observe_ingest_totals(&self, loaded: i64, duplicate: i64, rejected: i64) {
+        let mut seen = self.ingest_seen.lock().unwrap_or_else(|p| p.into_inner());
+        for (index, (outcome, total)) in
+            [("loaded", loaded), ("duplicate", duplicate), ("rejected", rejected)].into_iter().enumerate()
+        {
+            if total > seen[index] {
+                self.ingest_rows_total.with_label_values(&[outcome]).inc_by((total - seen[index]) as u64);
+                seen[index] = total;
+            }
+        }
     }
 
     /// The Prometheus text exposition, with staleness computed for `now`.

@@ -31,8 +31,8 @@ pub struct Jobs {
 }
 
 /// Builds and starts the scheduler: one job per enabled aggregate, partition
-/// maintenance, a heartbeat for `/healthz`, and (with incremental
-/// aggregates) a reading of the invalidation backlog every 10 s.
+/// maintenance, a heartbeat for `/healthz`, and every 10 s a reading of the
+/// invalidation backlog and the ingest totals.
 pub async fn start(jobs: Jobs) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
     for aggregate in aggregates::REGISTRY {
@@ -62,17 +62,14 @@ pub async fn start(jobs: Jobs) -> Result<JobScheduler, JobSchedulerError> {
         })?
     };
     scheduler.add(heartbeat).await?;
-    if crate::aggregates::triggers::any_incremental(&jobs.config) {
+    let readings = {
         let jobs = jobs.clone();
-        let backlog = Job::new_repeated_async(Duration::from_secs(10), move |_, _| {
-            let refresher = jobs.refresher.clone();
-            if !jobs.shutdown.is_cancelled() {
-                jobs.tracker.spawn(async move { refresher.update_backlog().await });
-            }
+        Job::new_repeated_async(Duration::from_secs(10), move |_, _| {
+            jobs.spawn_readings();
             Box::pin(async {})
-        })?;
-        scheduler.add(backlog).await?;
-    }
+        })?
+    };
+    scheduler.add(readings).await?;
     scheduler.start().await?;
     jobs.health.running();
     Ok(scheduler)
@@ -87,6 +84,21 @@ impl Jobs {
         let refresher = self.refresher.clone();
         self.tracker.spawn(async move {
             refresher.refresh(aggregate).await;
+        });
+    }
+
+    /// Reads what other processes changed into the metrics: the incremental
+    /// backlog and the ingest totals.
+    pub fn spawn_readings(&self) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let jobs = self.clone();
+        self.tracker.spawn(async move {
+            if crate::aggregates::triggers::any_incremental(&jobs.config) {
+                jobs.refresher.update_backlog().await;
+            }
+            crate::ingest::export_totals(&jobs.pool, &jobs.metrics).await;
         });
     }
 

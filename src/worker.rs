@@ -84,6 +84,7 @@ pub async fn run(
     if crate::aggregates::triggers::any_incremental(&config) {
         refresher.update_backlog().await;
     }
+    crate::ingest::export_totals(&pool, &metrics).await;
     let jobs = Jobs {
         refresher: refresher.clone(),
         pool: pool.clone(),

@@ -8,6 +8,7 @@
 //! the `DATABASE_URL` server (or a throwaway cluster) and dropped afterwards.
 
 mod copy;
+mod ingest;
 mod refresh;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct BenchOptions {
     pub repeat: u32,
     /// Rows per COPY for the trigger-overhead figure (0: skip it).
     pub copy_rows: u64,
+    /// Rows for the ingest-vs-COPY figure (0: skip it).
+    pub ingest_rows: u64,
 }
 
 /// Runs the benchmark and prints a Markdown report on stdout.
@@ -76,6 +79,7 @@ async fn measure(
     let mut report = machine(&admin).await.map_err(|e| Error::database("reading the server version", &e))?;
     let mut refreshes = Vec::new();
     let mut copy = None;
+    let mut ingested = None;
     for (index, events) in options.sizes.iter().enumerate() {
         let name = format!("tally_bench_{events}");
         let pool = fresh_database(&admin, server, config, &name, shutdown).await?;
@@ -85,6 +89,9 @@ async fn measure(
             (Ok(_), true) => Some(copy::measure(&pool, config, options.copy_rows, options.repeat).await),
             _ => None,
         };
+        if measured.is_ok() && last && options.ingest_rows > 0 {
+            ingested = Some(ingest::measure(&pool, config, options.ingest_rows).await);
+        }
         pool.close().await;
         drop_database(&admin, &name).await;
         refreshes.push(measured?);
@@ -95,6 +102,9 @@ async fn measure(
     report.push_str(&refresh::table(&refreshes, options));
     if let Some(copy) = copy {
         report.push_str(&copy::table(&copy));
+    }
+    if let Some(ingested) = ingested {
+        report.push_str(&ingest::table(&ingested?));
     }
     Ok(report)
 }

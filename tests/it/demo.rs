@@ -130,17 +130,19 @@ async fn demo_once_runs_on_a_throwaway_cluster_and_removes_it() {
 }
 
 #[tokio::test]
-async fn bench_measures_both_modes_and_the_trigger_overhead() {
-    let out = tally(&["bench", "--events", "4000", "--days", "14", "--repeat", "1", "--copy-rows", "3000"])
-        .database(&crate::harness::server_url())
-        .output()
-        .await;
+async fn bench_measures_both_modes_the_trigger_overhead_and_ingest() {
+    let args =
+        ["bench", "--events", "4000", "--days", "14", "--repeat", "1", "--copy-rows", "3000", "--ingest-rows", "2000"];
+    let out = tally(&args).database(&crate::harness::server_url()).output().await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.starts_with("Machine: "), "{}", out.stdout);
     let row = out.stdout.lines().find(|l| l.starts_with("| 4000 |")).unwrap_or_else(|| panic!("{}", out.stdout));
     assert!(row.contains("(1 day)") && row.ends_with("× |"), "{row}");
     assert!(out.stdout.contains("COPY of 3000 events"), "{}", out.stdout);
     assert!(out.stdout.contains("Trigger overhead: "), "{}", out.stdout);
+    let ingest =
+        out.stdout.lines().find(|l| l.starts_with("| `tally ingest` into")).unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(ingest.ends_with("× |"), "{ingest}");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = 'tally_bench_4000'")
         .fetch_one(&sqlx::PgPool::connect(crate::harness::server_url().expose()).await.unwrap())
         .await

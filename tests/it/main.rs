@@ -10,6 +10,7 @@ mod cli;
 mod demo;
 mod engine;
 mod incremental;
+mod ingest;
 mod partitions;
 mod performance;
 mod refresh;

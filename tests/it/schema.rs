@@ -22,6 +22,7 @@ async fn migrations_create_the_three_schemas_and_tables() {
             "marketing.events",
             "marketing.events_default",
             "marketing.leads",
+            "tally.ingest_runs",
             "tally.invalidations",
             "tally.partition_log",
             "tally.refresh_runs",

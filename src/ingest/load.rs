@@ -1,0 +1,161 @@
+//! Loading batches: `COPY` (text format) into a temporary staging table,
+//! then `INSERT INTO marketing.events ... SELECT ... ON CONFLICT DO NOTHING`
+//! (the unique `(event_id, occurred_at)` index turns a line seen before into
+//! a duplicate), and the run's counts, all in one transaction per batch.
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, PgPool, Postgres};
+
+use super::document::Row;
+use super::reader::Batch;
+
+const COLUMNS: &str =
+    "event_id, user_id, event, properties, session_id, utm_source, utm_medium, utm_campaign, occurred_at";
+
+/// One ingest run's connection (its staging table is session-local) and row
+/// in `tally.ingest_runs`.
+pub struct Loader {
+    conn: PoolConnection<Postgres>,
+    pub run_id: i64,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    pub loaded: i64,
+    pub duplicate: i64,
+    /// Loaded rows that landed in the default partition.
+    pub in_default: i64,
+}
+
+impl Loader {
+    pub async fn start(pool: &PgPool, source: &str) -> Result<Loader, sqlx::Error> {
+        let mut conn = pool.acquire().await?;
+        sqlx::raw_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS tally_ingest_staging (
+                 line bigint, event_id text, user_id text, event text, properties jsonb, session_id text,
+                 utm_source text, utm_medium text, utm_campaign text, occurred_at timestamptz
+             ) ON COMMIT DELETE ROWS",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let run_id = sqlx::query_scalar("INSERT INTO tally.ingest_runs (source) VALUES ($1) RETURNING id")
+            .bind(source)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Loader { conn, run_id })
+    }
+
+    /// Loads one batch and counts it (rejected lines included) in one transaction.
+    pub async fn load(&mut self, batch: &Batch) -> Result<Loaded, sqlx::Error> {
+        let mut tx = self.conn.begin().await?;
+        if !batch.rows.is_empty() {
+            let mut copy =
+                tx.copy_in_raw(&format!("COPY pg_temp.tally_ingest_staging (line, {COLUMNS}) FROM STDIN")).await?;
+            copy.send(copy_text(&batch.rows)).await?;
+            copy.finish().await?;
+        }
+        let (loaded, in_default): (i64, i64) = if batch.rows.is_empty() {
+            (0, 0)
+        } else {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "WITH inserted AS (
+                     INSERT INTO marketing.events ({COLUMNS})
+                     SELECT {COLUMNS} FROM pg_temp.tally_ingest_staging ORDER BY line
+                     ON CONFLICT DO NOTHING
+                     RETURNING tableoid)
+                 SELECT count(*), count(*) FILTER (WHERE tableoid = to_regclass('marketing.events_default')) FROM inserted"
+            )))
+            .fetch_one(&mut *tx)
+            .await?
+        };
+        let duplicate = batch.rows.len() as i64 - loaded;
+        sqlx::query(
+            "UPDATE tally.ingest_runs SET lines = lines + $2, loaded = loaded + $3, duplicate = duplicate + $4,
+                    rejected = rejected + $5, in_default = in_default + $6, last_line = $7
+             WHERE id = $1",
+        )
+        .bind(self.run_id)
+        .bind(batch.lines as i64)
+        .bind(loaded)
+        .bind(duplicate)
+        .bind(batch.rejects.len() as i64)
+        .bind(in_default)
+        .bind(batch.last_line as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Loaded { loaded, duplicate, in_default })
+    }
+
+    /// Records how the run ended.
+    pub async fn finish(&mut self, status: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE tally.ingest_runs SET status = $2, finished_at = now() WHERE id = $1")
+            .bind(self.run_id)
+            .bind(status)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The rows in COPY text format: tab-separated, `\N` for NULL, with
+/// backslash, tab, newline and carriage return escaped.
+pub fn copy_text(rows: &[Row]) -> Vec<u8> {
+    let mut out = String::with_capacity(rows.iter().map(|r| r.properties.len() + 160).sum());
+    for row in rows {
+        out.push_str(&row.line.to_string());
+        let fields = [
+            Some(row.event_id.as_str()),
+            row.user_id.as_deref(),
+            Some(row.event.as_str()),
+            Some(row.properties.as_str()),
+            row.session_id.as_deref(),
+            row.utm_source.as_deref(),
+            row.utm_medium.as_deref(),
+            row.utm_campaign.as_deref(),
+        ];
+        for field in fields {
+            out.push('\t');
+            match field {
+                None => out.push_str("\\N"),
+                Some(text) => escape(&mut out, text),
+            }
+        }
+        out.push('\t');
+        out.push_str(&row.occurred_at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string());
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+fn escape(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_copy_would_misread() {
+        let row = super::super::document::parse(
+            3,
+            br#"{"_id":"a\tb","event":"x\\y\nz","properties":{"q":"1\\n"},"timestamp":"2026-03-03T10:00:00.5Z"}"#,
+        )
+        .unwrap();
+        let text = String::from_utf8(copy_text(&[row])).unwrap();
+        assert_eq!(
+            text,
+            "3\ta\\tb\t\\N\tx\\\\y\\nz\t{\"q\":\"1\\\\\\\\n\"}\t\\N\t\\N\t\\N\t\\N\t2026-03-03 10:00:00.500000+00\n"
+        );
+    }
+}
