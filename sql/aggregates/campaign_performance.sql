@@ -2,7 +2,7 @@
 -- aggregates it reads) joining, per day, source and campaign:
 --   visitors, signups, purchases  from reporting.daily_campaign_metrics (summed over utm_medium)
 --   conversions, revenue          from reporting.daily_attribution, model first_touch
---   spend, impressions, clicks    from marketing.campaign_spend
+--   spend, impressions, clicks    from reporting.daily_campaign_spend
 -- A (day, source, campaign) present in any of the three has a row; what is
 -- missing counts as 0. Ratios: cpa = spend / conversions (2 decimals),
 -- roas = revenue / spend (4 decimals), ctr = clicks / impressions
@@ -38,8 +38,5 @@ FROM (
         FROM reporting.daily_attribution
         WHERE model = 'first_touch'
     ) AS a USING (day, utm_source, utm_campaign)
-    FULL JOIN (
-        SELECT day, utm_source, utm_campaign, spend, impressions, clicks
-        FROM marketing.campaign_spend
-    ) AS s USING (day, utm_source, utm_campaign)
+    FULL JOIN reporting.daily_campaign_spend AS s USING (day, utm_source, utm_campaign)
 ) AS joined

@@ -126,7 +126,11 @@ async fn rewrite(
         .bind(days)
         .execute(&mut *conn)
         .await?;
-    let scope = scope(aggregate.scope_column, &config.reporting_timezone.sql_literal(), days);
+    let scope = if aggregate.scope_is_date {
+        date_scope(aggregate.scope_column, days)
+    } else {
+        scope(aggregate.scope_column, &config.reporting_timezone.sql_literal(), days)
+    };
     execute(conn, format!("INSERT INTO {table} {}", aggregate.scoped_definition(config, &scope))).await
 }
 
@@ -135,6 +139,34 @@ async fn rewrite(
 /// of consecutive days, so each is an index range scan and partitions outside
 /// them are pruned.
 pub fn scope(column: &str, tz: &str, days: &[NaiveDate]) -> String {
+    let ranges: Vec<String> = runs(days)
+        .iter()
+        .map(|(first, last)| {
+            let after = last.checked_add_days(Days::new(1)).unwrap_or(*last);
+            format!(
+                "({column} >= ('{first}'::timestamp AT TIME ZONE {tz}) AND {column} < ('{after}'::timestamp AT TIME ZONE {tz}))"
+            )
+        })
+        .collect();
+    or_all(ranges)
+}
+
+/// The same for a calendar-date column.
+pub fn date_scope(column: &str, days: &[NaiveDate]) -> String {
+    or_all(
+        runs(days)
+            .iter()
+            .map(|(first, last)| format!("({column} BETWEEN '{first}'::date AND '{last}'::date)"))
+            .collect(),
+    )
+}
+
+fn or_all(ranges: Vec<String>) -> String {
+    if ranges.is_empty() { "false".to_string() } else { format!("({})", ranges.join(" OR ")) }
+}
+
+/// Sorted, distinct days as runs of consecutive days (first, last).
+fn runs(days: &[NaiveDate]) -> Vec<(NaiveDate, NaiveDate)> {
     let mut sorted = days.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -145,19 +177,7 @@ pub fn scope(column: &str, tz: &str, days: &[NaiveDate]) -> String {
             _ => runs.push((day, day)),
         }
     }
-    if runs.is_empty() {
-        return "false".to_string();
-    }
-    let ranges: Vec<String> = runs
-        .iter()
-        .map(|(first, last)| {
-            let after = last.checked_add_days(Days::new(1)).unwrap_or(*last);
-            format!(
-                "({column} >= ('{first}'::timestamp AT TIME ZONE {tz}) AND {column} < ('{after}'::timestamp AT TIME ZONE {tz}))"
-            )
-        })
-        .collect();
-    format!("({})", ranges.join(" OR "))
+    runs
 }
 
 /// Days waiting in `tally.invalidations` for each aggregate (an upper bound:
@@ -189,5 +209,9 @@ mod tests {
              OR (e.occurred_at >= ('2026-12-31'::timestamp AT TIME ZONE 'UTC') AND e.occurred_at < ('2027-01-02'::timestamp AT TIME ZONE 'UTC')))"
         );
         assert_eq!(super::scope("c.occurred_at", "'UTC'", &[]), "false");
+        assert_eq!(
+            date_scope("s.day", &[d(2026, 11, 2), d(2026, 11, 1), d(2026, 11, 9)]),
+            "((s.day BETWEEN '2026-11-01'::date AND '2026-11-02'::date) OR (s.day BETWEEN '2026-11-09'::date AND '2026-11-09'::date))"
+        );
     }
 }

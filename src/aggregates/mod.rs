@@ -29,8 +29,9 @@ pub enum Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirtyRule {
     /// A row of `table` written, changed (old and new values) or deleted
-    /// dirties the day of its `column`.
-    DayOf { table: &'static str, column: &'static str },
+    /// dirties the day of its `column`: a timestamp's date in the reporting
+    /// timezone (`zoned`), or a calendar date as it is.
+    DayOf { table: &'static str, column: &'static str, zoned: bool },
     /// An event with a user and a utm_source dirties the days of the
     /// conversions in the lookback window after it (attribution's touches).
     TouchWindow,
@@ -71,6 +72,8 @@ pub struct Aggregate {
     /// The source column whose day is the aggregate's day: what the
     /// `{{scope}}` placeholder restricts when only some days are recomputed.
     pub scope_column: &'static str,
+    /// The scope column is a calendar date (not a timestamp to convert).
+    pub scope_is_date: bool,
     /// What dirties a day in incremental mode.
     pub dirtied_by: &'static [DirtyRule],
 }
@@ -86,7 +89,8 @@ pub static REGISTRY: &[Aggregate] = &[
         sources: &["marketing.events"],
         depends_on: &[],
         scope_column: "e.occurred_at",
-        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at" }],
+        scope_is_date: false,
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
     },
     Aggregate {
         name: "daily_event_counts",
@@ -97,7 +101,8 @@ pub static REGISTRY: &[Aggregate] = &[
         sources: &["marketing.events"],
         depends_on: &[],
         scope_column: "e.occurred_at",
-        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at" }],
+        scope_is_date: false,
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
     },
     Aggregate {
         name: "daily_lead_funnel",
@@ -108,7 +113,8 @@ pub static REGISTRY: &[Aggregate] = &[
         sources: &["marketing.leads"],
         depends_on: &[],
         scope_column: "l.created_at",
-        dirtied_by: &[DirtyRule::DayOf { table: "marketing.leads", column: "created_at" }],
+        scope_is_date: false,
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.leads", column: "created_at", zoned: true }],
     },
     Aggregate {
         name: "daily_attribution",
@@ -119,11 +125,24 @@ pub static REGISTRY: &[Aggregate] = &[
         sources: &["marketing.conversions", "marketing.leads", "marketing.events"],
         depends_on: &[],
         scope_column: "c.occurred_at",
+        scope_is_date: false,
         dirtied_by: &[
-            DirtyRule::DayOf { table: "marketing.conversions", column: "occurred_at" },
+            DirtyRule::DayOf { table: "marketing.conversions", column: "occurred_at", zoned: true },
             DirtyRule::TouchWindow,
             DirtyRule::LeadAttribution,
         ],
+    },
+    Aggregate {
+        name: "daily_campaign_spend",
+        kind: Kind::Rollup,
+        description: "spend, impressions and clicks per day and campaign, as reported by the ad platforms",
+        definition: include_str!("../../sql/aggregates/daily_campaign_spend.sql"),
+        key: &["day", "utm_source", "utm_campaign"],
+        sources: &["marketing.campaign_spend"],
+        depends_on: &[],
+        scope_column: "s.day",
+        scope_is_date: true,
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.campaign_spend", column: "day", zoned: false }],
     },
     Aggregate {
         name: "campaign_performance",
@@ -131,9 +150,10 @@ pub static REGISTRY: &[Aggregate] = &[
         description: "spend, visitors, conversions, revenue, CPA, ROAS and CTR per day and campaign",
         definition: include_str!("../../sql/aggregates/campaign_performance.sql"),
         key: &["day", "utm_source", "utm_campaign"],
-        sources: &["marketing.campaign_spend"],
-        depends_on: &["daily_campaign_metrics", "daily_attribution"],
+        sources: &[],
+        depends_on: &["daily_campaign_metrics", "daily_attribution", "daily_campaign_spend"],
         scope_column: "",
+        scope_is_date: false,
         dirtied_by: &[],
     },
 ];
@@ -229,7 +249,7 @@ mod tests {
         let view = in_dependency_order(&["campaign_performance".into()]).unwrap();
         assert_eq!(
             view.iter().map(|a| a.name).collect::<Vec<_>>(),
-            ["daily_campaign_metrics", "daily_attribution", "campaign_performance"],
+            ["daily_campaign_metrics", "daily_attribution", "daily_campaign_spend", "campaign_performance"],
             "a view brings the aggregates it reads, first"
         );
     }

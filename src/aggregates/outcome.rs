@@ -36,7 +36,7 @@ pub enum ModeError {
          drop or rename it so tally can create the aggregate"
     )]
     WrongKind { name: &'static str, relkind: String },
-    #[error("reporting.{name} reads {}, which must be refreshed first", inputs.join(" and "))]
+    #[error("reporting.{name} reads {}, which must be built first", inputs.join(", "))]
     InputsMissing { name: &'static str, inputs: &'static [&'static str] },
     #[error(transparent)]
     Database(#[from] sqlx::Error),

@@ -89,7 +89,13 @@ async fn a_disabled_aggregate_is_never_refreshed() {
     assert_eq!(all.code, Some(1), "the view over it cannot be built: {all:?}");
     assert!(!all.stdout.contains("daily_attribution:"), "{}", all.stdout);
     assert!(all.stdout.contains("campaign_performance: failed"), "{}", all.stdout);
-    assert!(all.stdout.contains("reads daily_campaign_metrics and daily_attribution"), "{}", all.stdout);
+    assert!(
+        all.stdout.contains(
+            "reads daily_campaign_metrics, daily_attribution, daily_campaign_spend, which must be built first"
+        ),
+        "{}",
+        all.stdout
+    );
 
     let named = tally(&["refresh", "daily_attribution"]).database(&db.url).config_file(toml).output().await;
     assert_eq!(named.code, Some(2));

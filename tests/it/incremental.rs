@@ -23,6 +23,8 @@ mode = "incremental"
 mode = "incremental"
 [aggregates.daily_lead_funnel]
 mode = "incremental"
+[aggregates.daily_campaign_spend]
+mode = "incremental"
 [aggregates.daily_attribution]
 mode = "incremental"
 "#;
@@ -250,8 +252,8 @@ async fn triggers_exist_only_while_an_aggregate_is_incremental() {
         count(&pool, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tally_invalidate_%'").await
     };
     refresh_all(&db.pool, &config(ALL_INCREMENTAL)).await;
-    // 4 operations on each of 3 tables, plus TRUNCATE on each events partition (10 months and the default).
-    assert_eq!(triggers(db.pool.clone()).await, 12 + 11);
+    // 4 operations on each of 4 tables, plus TRUNCATE on each events partition (10 months and the default).
+    assert_eq!(triggers(db.pool.clone()).await, 16 + 11);
 
     // Disabling one aggregate marks it stale; enabling it again rebuilds it.
     let disabled = config(&format!("{ALL_INCREMENTAL}enabled = false\n"));

@@ -172,17 +172,26 @@ async fn views_are_refreshed_after_what_they_read_and_status_shows_it() {
     let out = tally(&["refresh", "campaign_performance"]).database(&db.url).output().await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let order: Vec<&str> = out.stdout.lines().map(|l| l.split(':').next().unwrap_or_default()).collect();
-    assert_eq!(order, ["daily_campaign_metrics", "daily_attribution", "campaign_performance"], "{}", out.stdout);
+    assert_eq!(
+        order,
+        ["daily_campaign_metrics", "daily_attribution", "daily_campaign_spend", "campaign_performance"],
+        "{}",
+        out.stdout
+    );
 
     let status = tally(&["status"]).database(&db.url).output().await;
     assert!(
         status
             .stdout
-            .contains("campaign_performance (view, current with daily_campaign_metrics, daily_attribution; ok)"),
+            .contains("campaign_performance (view, current with daily_campaign_metrics, daily_attribution, daily_campaign_spend; ok)"),
         "{}",
         status.stdout
     );
-    assert!(status.stdout.contains("reads:        daily_campaign_metrics, daily_attribution"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("reads:        daily_campaign_metrics, daily_attribution, daily_campaign_spend"),
+        "{}",
+        status.stdout
+    );
 
     // Rebuilding an aggregate the view reads (another timezone) keeps the view.
     let rebuilt = tally(&["refresh", "daily_attribution"])

@@ -47,7 +47,8 @@ impl Workload {
             70..=76 => self.update_leads(),
             77..=88 => self.insert_conversion(),
             89..=93 => self.update_conversions(),
-            94..=97 => "DELETE FROM marketing.conversions WHERE id IN (SELECT id FROM marketing.conversions ORDER BY id DESC LIMIT 1)".to_string(),
+            94..=95 => "DELETE FROM marketing.conversions WHERE id IN (SELECT id FROM marketing.conversions ORDER BY id DESC LIMIT 1)".to_string(),
+            96..=97 => self.spend(),
             _ => self.truncate_or_late(),
         }
     }
@@ -169,6 +170,26 @@ impl Workload {
              revenue = revenue + 1 WHERE id IN {}",
             self.pick("conversions")
         )
+    }
+
+    /// Spend reported, corrected, or withdrawn for a day.
+    fn spend(&mut self) -> String {
+        let day = format!("('{ANCHOR}'::date - {})", self.rng.random_range(0..150));
+        let (source, campaign) = [("google", "brand"), ("facebook", "spring")][self.rng.random_range(0..2)];
+        match self.rng.random_range(0..3) {
+            0 => format!(
+                "INSERT INTO marketing.campaign_spend (day, utm_source, utm_campaign, spend, impressions, clicks)
+                 VALUES ({day}, '{source}', '{campaign}', {}, 1000, 40)
+                 ON CONFLICT (day, utm_source, utm_campaign) DO UPDATE SET spend = excluded.spend",
+                self.rng.random_range(1..500)
+            ),
+            1 => format!(
+                "UPDATE marketing.campaign_spend AS s SET day = s.day - 1 WHERE s.day = {day} AND s.utm_source = '{source}'
+                 AND NOT EXISTS (SELECT 1 FROM marketing.campaign_spend AS t
+                                 WHERE t.day = s.day - 1 AND t.utm_source = s.utm_source AND t.utm_campaign = s.utm_campaign)"
+            ),
+            _ => format!("DELETE FROM marketing.campaign_spend WHERE day = {day}"),
+        }
     }
 
     fn truncate_or_late(&mut self) -> String {

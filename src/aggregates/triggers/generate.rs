@@ -6,7 +6,8 @@ use crate::config::{Config, Mode};
 use crate::db::quote_ident;
 
 /// Source tables that can carry invalidation triggers.
-pub(super) const SOURCES: &[&str] = &["marketing.events", "marketing.leads", "marketing.conversions"];
+pub(super) const SOURCES: &[&str] =
+    &["marketing.events", "marketing.leads", "marketing.conversions", "marketing.campaign_spend"];
 
 pub(super) const OPERATIONS: &[&str] = &["insert", "update", "delete", "truncate"];
 
@@ -93,22 +94,25 @@ pub fn generate(config: &Config, table: &'static str) -> Option<TriggerSet> {
 fn combined_marks(op: &str, watchers: &[(&'static str, DirtyRule)], tz: &str, lookback: u32) -> Vec<String> {
     let rows = if op == "insert" { "new_rows" } else { "old_rows" };
     let touch = watchers.iter().find(|(_, rule)| *rule == DirtyRule::TouchWindow).map(|(a, _)| *a);
-    let mut columns: Vec<&str> = watchers
+    let mut columns: Vec<(&str, bool)> = watchers
         .iter()
-        .filter_map(|(_, rule)| if let DirtyRule::DayOf { column, .. } = rule { Some(*column) } else { None })
+        .filter_map(
+            |(_, rule)| if let DirtyRule::DayOf { column, zoned, .. } = rule { Some((*column, *zoned)) } else { None },
+        )
         .collect();
-    if touch.is_some() && !columns.contains(&"occurred_at") {
-        columns.push("occurred_at");
+    if touch.is_some() && !columns.contains(&("occurred_at", true)) {
+        columns.push(("occurred_at", true));
     }
     columns.dedup();
     columns
         .iter()
-        .map(|column| {
+        .map(|(column, zoned)| {
             let mut entries: Vec<String> = watchers
                 .iter()
                 .filter(|(_, rule)| matches!(rule, DirtyRule::DayOf { column: c, .. } if c == column))
                 .map(|(aggregate, _)| format!("('{aggregate}', 'days', dirty.d, dirty.d)"))
                 .collect();
+            let day = day_of(column, *zoned, tz);
             let mut last_touch = "NULL::timestamptz".to_string();
             if let (Some(aggregate), "occurred_at") = (touch, *column) {
                 entries.push(format!(
@@ -119,7 +123,7 @@ fn combined_marks(op: &str, watchers: &[(&'static str, DirtyRule)], tz: &str, lo
             format!(
                 "INSERT INTO tally.invalidations (aggregate, kind, first_day, last_day) \
                  SELECT m.aggregate, m.kind, m.first_day, m.last_day \
-                 FROM (SELECT (r.{column} AT TIME ZONE {tz})::date AS d, {last_touch} AS last_touch FROM {rows} AS r GROUP BY 1) AS dirty \
+                 FROM (SELECT {day} AS d, {last_touch} AS last_touch FROM {rows} AS r GROUP BY 1) AS dirty \
                  CROSS JOIN LATERAL (VALUES {}) AS m(aggregate, kind, first_day, last_day) \
                  WHERE m.kind <> 'touch_window' OR dirty.last_touch IS NOT NULL;",
                 entries.join(", ")
@@ -139,9 +143,10 @@ fn mark(op: &str, aggregate: &str, rule: DirtyRule, tz: &str, lookback: u32) -> 
         _ => "(SELECT * FROM old_rows UNION ALL SELECT * FROM new_rows)",
     };
     match rule {
-        DirtyRule::DayOf { column, .. } => Some(format!(
+        DirtyRule::DayOf { column, zoned, .. } => Some(format!(
             "INSERT INTO tally.invalidations (aggregate, kind, first_day, last_day) \
-             SELECT '{aggregate}', 'days', d, d FROM (SELECT DISTINCT (r.{column} AT TIME ZONE {tz})::date AS d FROM {rows} AS r) AS dirty;"
+             SELECT '{aggregate}', 'days', d, d FROM (SELECT DISTINCT {} AS d FROM {rows} AS r) AS dirty;",
+            day_of(column, zoned, tz)
         )),
         DirtyRule::TouchWindow => {
             // On UPDATE only rows whose touch-defining columns changed matter.
@@ -168,6 +173,12 @@ fn mark(op: &str, aggregate: &str, rule: DirtyRule, tz: &str, lookback: u32) -> 
         // A new lead has no conversions yet; a lead with conversions cannot be deleted.
         DirtyRule::LeadAttribution => None,
     }
+}
+
+/// The day of row `r`'s `column`: a timestamp's date in the reporting
+/// timezone, or the column itself when it already is a calendar date.
+fn day_of(column: &str, zoned: bool, tz: &str) -> String {
+    if zoned { format!("(r.{column} AT TIME ZONE {tz})::date") } else { format!("r.{column}") }
 }
 
 fn all_mark(aggregate: &str) -> String {
