@@ -106,6 +106,9 @@ pub enum Command {
         /// Rows for the ingest-vs-raw-COPY figure; 0 skips it.
         #[arg(long, default_value_t = 1_000_000)]
         ingest_rows: u64,
+        /// Runs of each dashboard SQL query (p50/p95 reported); 0 skips them.
+        #[arg(long, default_value_t = 50)]
+        dashboard_runs: u32,
     },
     /// Check the worker's /healthz (for container HEALTHCHECK); exit 0 if healthy.
     Healthcheck,

@@ -52,8 +52,16 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             };
             ingest(&config, &source, &options, allow_rejects, &shutdown).await
         }
-        Command::Bench { events, days, seed, repeat, copy_rows, ingest_rows } => {
-            let options = crate::bench::BenchOptions { sizes: events, days, seed, repeat, copy_rows, ingest_rows };
+        Command::Bench { events, days, seed, repeat, copy_rows, ingest_rows, dashboard_runs } => {
+            let options = crate::bench::BenchOptions {
+                sizes: events,
+                days,
+                seed,
+                repeat,
+                copy_rows,
+                ingest_rows,
+                dashboard_runs,
+            };
             crate::bench::run(config, DatabaseUrl::from_env()?, options, shutdown).await
         }
         Command::Run { no_migrate } => {

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dashboards;
 pub mod db;
 pub mod demo;
 pub mod error;

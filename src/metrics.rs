@@ -26,6 +26,7 @@ pub struct Metrics {
     pub refresh_last_success_timestamp_seconds: GaugeVec,
     aggregate_staleness_seconds: GaugeVec,
     pub aggregate_rows: IntGaugeVec,
+    pub refresh_interval_seconds: GaugeVec,
     pub invalidated_days: IntGaugeVec,
     pub partitions: IntGaugeVec,
     pub partition_future_months: IntGaugeVec,
@@ -93,6 +94,16 @@ impl Metrics {
                 &registry,
                 IntGaugeVec::new(
                     Opts::new("tally_aggregate_rows", "Rows in the aggregate after its last successful refresh."),
+                    &["aggregate"],
+                ),
+            ),
+            refresh_interval_seconds: register(
+                &registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "tally_refresh_interval_seconds",
+                        "Seconds between two scheduled refreshes of the aggregate (what staleness alerts compare against).",
+                    ),
                     &["aggregate"],
                 ),
             ),

@@ -40,6 +40,13 @@ pub async fn run(
         .filter_map(|a| config.aggregate(a.name).filter(|s| s.enabled).map(|s| (a.name, s.mode.as_str())))
         .collect();
     let metrics = Arc::new(Metrics::new(&enabled));
+    for aggregate in aggregates::REGISTRY {
+        let interval =
+            config.aggregate(aggregate.name).filter(|s| s.enabled).and_then(|s| s.schedule.interval(Utc::now()));
+        if let Some(interval) = interval {
+            metrics.refresh_interval_seconds.with_label_values(&[aggregate.name]).set(interval.as_secs_f64());
+        }
+    }
     let health = Arc::new(Health::default());
     let pool_slot = Arc::new(OnceLock::new());
     let state = AppState { metrics: metrics.clone(), health: health.clone(), pool: pool_slot.clone() };

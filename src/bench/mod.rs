@@ -8,6 +8,7 @@
 //! the `DATABASE_URL` server (or a throwaway cluster) and dropped afterwards.
 
 mod copy;
+mod dashboards;
 mod ingest;
 mod refresh;
 
@@ -38,6 +39,8 @@ pub struct BenchOptions {
     pub copy_rows: u64,
     /// Rows for the ingest-vs-COPY figure (0: skip it).
     pub ingest_rows: u64,
+    /// Runs of each dashboard query (0: skip them).
+    pub dashboard_runs: u32,
 }
 
 /// Runs the benchmark and prints a Markdown report on stdout.
@@ -80,6 +83,7 @@ async fn measure(
     let mut refreshes = Vec::new();
     let mut copy = None;
     let mut ingested = None;
+    let mut dashboards = None;
     for (index, events) in options.sizes.iter().enumerate() {
         let name = format!("tally_bench_{events}");
         let pool = fresh_database(&admin, server, config, &name, shutdown).await?;
@@ -89,6 +93,9 @@ async fn measure(
             (Ok(_), true) => Some(copy::measure(&pool, config, options.copy_rows, options.repeat).await),
             _ => None,
         };
+        if measured.is_ok() && last && options.dashboard_runs > 0 {
+            dashboards = Some((*events, dashboards::measure(&pool, config, options.dashboard_runs).await));
+        }
         if measured.is_ok() && last && options.ingest_rows > 0 {
             ingested = Some(ingest::measure(&pool, config, options.ingest_rows).await);
         }
@@ -105,6 +112,9 @@ async fn measure(
     }
     if let Some(ingested) = ingested {
         report.push_str(&ingest::table(&ingested?));
+    }
+    if let Some((events, timings)) = dashboards {
+        report.push_str(&dashboards::table(events, options.dashboard_runs, &timings?));
     }
     Ok(report)
 }

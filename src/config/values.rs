@@ -137,6 +137,19 @@ impl Schedule {
         }
     }
 
+    /// The time between two runs (for a cron schedule, between the next two
+    /// runs after `now`): what staleness alerts compare against.
+    pub fn interval(&self, now: DateTime<Utc>) -> Option<Duration> {
+        match self {
+            Schedule::Every(interval) => Some(*interval),
+            Schedule::Cron(cron) => {
+                let first = cron.find_next_occurrence(&now, false).ok()?;
+                let second = cron.find_next_occurrence(&first, false).ok()?;
+                (second - first).to_std().ok()
+            }
+        }
+    }
+
     /// How the schedule is written, for logs and `tally status`.
     pub fn describe(&self) -> String {
         match self {
@@ -199,6 +212,14 @@ mod tests {
         let every = Schedule::every("5m".parse().unwrap()).unwrap();
         assert!(every.is_due(now, Some(now - chrono::Duration::minutes(5))));
         assert!(!every.is_due(now, Some(now - chrono::Duration::minutes(4))));
+    }
+
+    #[test]
+    fn intervals_of_both_kinds() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 19, 42, 10).unwrap();
+        assert_eq!(Schedule::cron("0 */5 * * * *").unwrap().interval(now), Some(Duration::from_secs(300)));
+        assert_eq!(Schedule::cron("0 0 3 * * *").unwrap().interval(now), Some(Duration::from_secs(86_400)));
+        assert_eq!(Schedule::every("90s".parse().unwrap()).unwrap().interval(now), Some(Duration::from_secs(90)));
     }
 
     #[test]

@@ -302,3 +302,28 @@ where
 pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     tally::http::get(addr, path).await.ok()
 }
+
+/// An external program the deployment tests drive (promtool, prometheus,
+/// hadolint). `None` (and a note on stderr) when it is not installed, unless
+/// `TALLY_REQUIRE_TOOLS` is set, as `.ci/run` does: then a missing tool fails
+/// the test.
+pub fn tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("TALLY_REQUIRE_TOOLS").is_none(),
+            "{name} is not on PATH, and TALLY_REQUIRE_TOOLS says it must be: install it as .ci/run does"
+        );
+        eprintln!("note: {name} is not installed; this check runs where it is (.ci/run installs it)");
+    }
+    found
+}
+
+/// The repository root, where the deployment files live.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,9 @@
+#!/bin/sh
+# Runs once, when the postgres container initializes an empty data directory:
+# creates the role Grafana logs in with. tally's migrations grant it SELECT on
+# the reporting schema (see docs/security.md).
+set -eu
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
+    -v reader_password="$TALLY_READER_PASSWORD" <<'SQL'
+CREATE ROLE tally_reader LOGIN PASSWORD :'reader_password';
+SQL
