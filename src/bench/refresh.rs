@@ -116,12 +116,18 @@ async fn timed_refresh(
     Ok(((report.finished_at - report.started_at).to_std().unwrap_or_default(), report.days))
 }
 
-/// Touches about 1% of the events of `day` (UTC), changing their properties.
+/// Touches about 1% of the events of `day` (UTC), and at least one, changing
+/// their properties (on a small data set no id of the day may be a multiple of 100).
 async fn change_one_percent(pool: &PgPool, day: chrono::NaiveDate) -> Result<i64, sqlx::Error> {
     let result = sqlx::query(
-        "UPDATE marketing.events SET properties = properties || '{\"bench\": true}'
-         WHERE occurred_at >= $1::date::timestamp AT TIME ZONE 'UTC'
-           AND occurred_at < ($1::date + 1)::timestamp AT TIME ZONE 'UTC' AND id % 100 = 0",
+        "WITH the_day AS (
+             SELECT id, occurred_at FROM marketing.events
+             WHERE occurred_at >= $1::date::timestamp AT TIME ZONE 'UTC'
+               AND occurred_at < ($1::date + 1)::timestamp AT TIME ZONE 'UTC')
+         UPDATE marketing.events e SET properties = e.properties || '{\"bench\": true}'
+         FROM the_day d
+         WHERE e.id = d.id AND e.occurred_at = d.occurred_at
+           AND (d.id % 100 = 0 OR d.id = (SELECT min(id) FROM the_day))",
     )
     .bind(day)
     .execute(pool)
