@@ -110,6 +110,39 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         dashboard_runs: u32,
     },
+    /// Query doctor: run a statement under EXPLAIN (ANALYZE, BUFFERS) in a
+    /// transaction that is always rolled back, report the warning signs
+    /// and the index, statistics or setting that fixes each.
+    Explain {
+        /// The statement (or use --file).
+        #[arg(value_name = "SQL", conflicts_with_all = ["file", "audit"])]
+        sql: Option<String>,
+        /// Read the statement from this file, or `-` for stdin.
+        #[arg(long, value_name = "FILE|-", conflicts_with = "audit")]
+        file: Option<String>,
+        /// Plan only: do not execute the statement.
+        #[arg(long)]
+        no_analyze: bool,
+        /// Print JSON (the schema is in docs/query-doctor.md).
+        #[arg(long)]
+        json: bool,
+        /// A setting for this statement only, e.g. --set work_mem=64MB (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        settings: Vec<String>,
+        /// Cancel the statement after this long (e.g. 30s, 5m).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Audit the existing indexes instead (same as `tally doctor`).
+        #[arg(long)]
+        audit: bool,
+    },
+    /// Index audit: unused, duplicate, prefix-redundant and invalid indexes,
+    /// with the statement that removes or repairs each.
+    Doctor {
+        /// Print JSON (the schema is in docs/query-doctor.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the worker's /healthz (for container HEALTHCHECK); exit 0 if healthy.
     Healthcheck,
 }

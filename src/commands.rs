@@ -71,14 +71,67 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
         Command::Migrate => {
             let url = required_url()?;
             let pool = connect(&config, &url, &shutdown).await?;
-            db::migrate(&pool, &url).await?;
+            db::migrate(&pool, &url, &config.database).await?;
             Ok(())
         }
         Command::Partitions { dry_run } => partitions(&config, dry_run, &shutdown).await,
         Command::Refresh { names } => refresh(config, &names, shutdown).await,
         Command::Status { json } => status(&config, json, &shutdown).await,
+        Command::Explain { sql, file, no_analyze, json, settings, timeout, audit } => {
+            if audit {
+                return doctor(&config, json, &shutdown).await;
+            }
+            let statement = match (sql, file) {
+                (Some(sql), _) => sql,
+                (None, Some(file)) => read_statement(&file)?,
+                (None, None) => {
+                    return Err(Error::Usage(
+                        "tally explain needs a statement: tally explain 'SELECT ...', --file FILE, --file - (stdin), or --audit"
+                            .into(),
+                    ));
+                }
+            };
+            let options = crate::doctor::ExplainOptions {
+                analyze: !no_analyze,
+                settings: settings.iter().map(|s| crate::doctor::parse_setting(s)).collect::<Result<_, _>>()?,
+                timeout,
+            };
+            let pool = connect(&config, &required_url()?, &shutdown).await?;
+            let report = crate::doctor::explain(&pool, &statement, &options).await?;
+            match json {
+                true => println!("{}", to_json(&report)?),
+                false => print!("{}", crate::doctor::render_report(&report)),
+            }
+            Ok(())
+        }
+        Command::Doctor { json } => doctor(&config, json, &shutdown).await,
         Command::Healthcheck => Ok(()),
     }
+}
+
+async fn doctor(config: &Config, json: bool, shutdown: &CancellationToken) -> Result<(), Error> {
+    let pool = connect(config, &required_url()?, shutdown).await?;
+    let report = crate::doctor::audit::run(&pool).await?;
+    match json {
+        true => println!("{}", to_json(&report)?),
+        false => print!("{}", crate::doctor::render_audit(&report)),
+    }
+    Ok(())
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string_pretty(value).map_err(|e| Error::runtime("writing JSON", e.to_string()))
+}
+
+/// The statement of `--file FILE` or `--file -`.
+fn read_statement(file: &str) -> Result<String, Error> {
+    let mut text = String::new();
+    let result = match file {
+        "-" => std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| ()),
+        path => std::fs::read_to_string(path).map(|t| text = t),
+    };
+    result.map_err(|e| Error::Usage(format!("cannot read the statement from {file}: {e}")))?;
+    Ok(text)
 }
 
 async fn partitions(config: &Config, dry_run: bool, shutdown: &CancellationToken) -> Result<(), Error> {

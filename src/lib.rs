@@ -11,6 +11,7 @@ pub mod config;
 pub mod dashboards;
 pub mod db;
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod ingest;

@@ -67,7 +67,7 @@ pub async fn run(
     };
     let _ = pool_slot.set(pool.clone());
     if options.migrate {
-        db::migrate(&pool, url).await?;
+        db::migrate(&pool, url, &config.database).await?;
     }
     let today = Utc::now().date_naive();
     warn_about_retention(&config);

@@ -157,7 +157,7 @@ async fn fresh_database(
         .map_err(|e| Error::database(format!("creating database {name} (the role needs CREATEDB)"), &e))?;
     let url = server.with_database(name);
     let pool = db::connect(&url, &config.database, Patience::For(Duration::from_secs(10)), shutdown).await?;
-    db::migrate(&pool, &url).await?;
+    db::migrate(&pool, &url, &config.database).await?;
     Ok(pool)
 }
 

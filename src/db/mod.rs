@@ -97,11 +97,81 @@ pub async fn connect(
     }
 }
 
-/// Applies pending migrations from `sql/migrations` (embedded in the binary).
-pub async fn migrate(pool: &PgPool, url: &DatabaseUrl) -> Result<(), DbError> {
-    crate::MIGRATOR.run(pool).await.map_err(|e| DbError::Migrate { url: url.to_string(), reason: e.to_string() })?;
+/// Applies pending migrations from `sql/migrations` (embedded in the binary)
+/// on one session with `lock_timeout` and `statement_timeout` set, so a
+/// migration never queues behind a long transaction (and every writer behind
+/// it); one that times out is retried with backoff, then reported.
+pub async fn migrate(pool: &PgPool, url: &DatabaseUrl, config: &DatabaseConfig) -> Result<(), DbError> {
+    let shutdown = CancellationToken::new();
+    let retried = with_retries("migrations", 3, &shutdown, || async {
+        let mut conn = pool.acquire().await?;
+        sqlx::query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)")
+            .bind(format!("{}ms", config.lock_timeout.0.as_millis()))
+            .bind(format!("{}ms", config.statement_timeout.0.as_millis()))
+            .execute(&mut *conn)
+            .await?;
+        let mut result = crate::MIGRATOR.run(&mut *conn).await.map_err(migrate_error);
+        if result.is_ok() {
+            result = repair_invalid_indexes(&mut conn).await;
+        }
+        // Leave the pooled session as it was, whatever happened.
+        let _ = sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout").execute(&mut *conn).await;
+        result
+    })
+    .await;
+    retried.result.map_err(|e| DbError::Migrate { url: url.to_string(), reason: describe(&e) })?;
     tracing::info!(database = %url, "schema is up to date");
     Ok(())
+}
+
+/// The indexes tally's `-- no-transaction` migrations build, as (name,
+/// statement): each such file holds one `CREATE INDEX CONCURRENTLY IF NOT
+/// EXISTS <name> ...;`.
+fn concurrent_migration_indexes() -> Vec<(String, String)> {
+    let marker = "CREATE INDEX CONCURRENTLY IF NOT EXISTS ";
+    let mut found = Vec::new();
+    for migration in crate::MIGRATOR.iter().filter(|m| m.no_tx) {
+        for line in migration.sql.as_str().lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix(marker).and_then(|rest| rest.split_whitespace().next()) {
+                found.push((name.to_string(), line.trim_end_matches(';').to_string()));
+            }
+        }
+    }
+    found
+}
+
+/// A concurrent index build that failed or timed out leaves an INVALID index
+/// behind, which the retry's `IF NOT EXISTS` would keep: drop such an index
+/// of tally's own migrations and build it again (all migrations are applied,
+/// so no other worker is building it now). Both steps run CONCURRENTLY under
+/// the session's lock_timeout.
+async fn repair_invalid_indexes(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    for (name, statement) in concurrent_migration_indexes() {
+        let invalid: Option<String> = sqlx::query_scalar(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i
+             JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE NOT i.indisvalid AND n.nspname IN ('marketing', 'tally') AND c.relname = $1",
+        )
+        .bind(&name)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(index) = invalid else { continue };
+        tracing::warn!(%index, "an interrupted concurrent index build left this index invalid; building it again");
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX CONCURRENTLY IF EXISTS {index}")))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// A migration error as a database error where it is one (so a lock timeout
+/// counts as transient), as a protocol error otherwise.
+fn migrate_error(error: sqlx::migrate::MigrateError) -> sqlx::Error {
+    match error {
+        sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => e,
+        other => sqlx::Error::Configuration(other.to_string().into()),
+    }
 }
 
 /// `Ok` when the database answers and every embedded migration is applied.

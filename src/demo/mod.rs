@@ -71,7 +71,7 @@ async fn demo(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let pool = db::connect(url, &config.database, Patience::For(config.database.connect_timeout.0), &shutdown).await?;
-    db::migrate(&pool, url).await?;
+    db::migrate(&pool, url, &config.database).await?;
     let existing: i64 =
         sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM marketing.events LIMIT 1) AS any_event")
             .fetch_one(&pool)

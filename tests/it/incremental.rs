@@ -68,7 +68,7 @@ pub async fn assert_matches_scratch(pool: &PgPool, config: &Config, context: &st
 }
 
 /// Monthly partitions from 2026-05 to 2027-02, so the workloads' months exist.
-async fn create_months(pool: &PgPool) {
+pub async fn create_months(pool: &PgPool) {
     let months: Vec<Month> = (0..10).map(|n| Month::new(2026, 5).unwrap().plus(n)).collect();
     partitions::create_months(pool, &config(""), &ManagedTable::events(), &months).await.unwrap();
 }

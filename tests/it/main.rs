@@ -10,6 +10,7 @@ mod cli;
 mod dashboards;
 mod demo;
 mod deploy;
+mod doctor;
 mod engine;
 mod incremental;
 mod ingest;

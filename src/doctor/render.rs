@@ -1,0 +1,101 @@
+//! Human output of `tally explain` and `tally doctor`.
+
+use std::fmt::Write;
+
+use super::audit::AuditReport;
+use super::findings::{Finding, count};
+use super::{Node, Report};
+
+/// The report as people read it: a summary line, then each finding with its
+/// numbers, problem, fix and SQL.
+pub fn render_report(report: &Report) -> String {
+    let mut out = String::new();
+    let plan = Node::new(&report.plan);
+    let timing = match (report.planning_time_ms, report.execution_time_ms) {
+        (Some(p), Some(e)) => format!("planning {p:.1} ms, execution {e:.1} ms, rolled back"),
+        (Some(p), None) => format!("planning {p:.1} ms, not executed (--no-analyze)"),
+        _ => "not executed (--no-analyze)".to_string(),
+    };
+    let _ = writeln!(out, "Plan: {} ({timing})", summary(&plan));
+    if !report.settings.is_empty() {
+        let set: Vec<String> = report.settings.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let _ = writeln!(out, "Settings: {}", set.join(", "));
+    }
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "\nNo warning signs found.");
+        return out;
+    }
+    let _ =
+        writeln!(out, "\n{} warning sign{}:", report.findings.len(), if report.findings.len() == 1 { "" } else { "s" });
+    for (i, finding) in report.findings.iter().enumerate() {
+        finding_block(&mut out, i + 1, finding);
+    }
+    out
+}
+
+/// The audit as people read it.
+pub fn render_audit(report: &AuditReport) -> String {
+    let mut out = format!(
+        "Checked {} indexes in {} ({}); index usage counted {}.\n",
+        report.indexes_checked,
+        if report.schemas.len() == 1 { "1 schema".to_string() } else { format!("{} schemas", report.schemas.len()) },
+        report.schemas.join(", "),
+        match &report.stats_since {
+            Some(reset) => format!("since the statistics reset at {reset}"),
+            None => "since statistics began (never reset)".to_string(),
+        }
+    );
+    if report.findings.is_empty() {
+        out.push_str("\nNo unused, duplicate, redundant or invalid indexes.\n");
+        return out;
+    }
+    let _ = writeln!(out, "\n{} finding{}:", report.findings.len(), if report.findings.len() == 1 { "" } else { "s" });
+    for (i, finding) in report.findings.iter().enumerate() {
+        finding_block(&mut out, i + 1, finding);
+    }
+    out
+}
+
+fn summary(plan: &Node) -> String {
+    let rows = match plan.actual_rows() {
+        Some(actual) => format!("estimated {} rows, actual {}", count(plan.plan_rows()), count(actual)),
+        None => format!("estimated {} rows", count(plan.plan_rows())),
+    };
+    format!("{}, {rows}", plan.label())
+}
+
+fn finding_block(out: &mut String, number: usize, f: &Finding) {
+    let place = f.node.as_deref().or(f.index.as_deref()).or(f.relation.as_deref()).unwrap_or("");
+    let _ = writeln!(out, "\n{number}. [{}] {place}", f.kind.as_str());
+    let mut numbers = Vec::new();
+    if let Some(estimated) = f.estimated_rows {
+        numbers.push(match f.actual_rows {
+            Some(actual) => format!("rows estimated {} / actual {}", count(estimated), count(actual)),
+            None => format!("rows estimated {}", count(estimated)),
+        });
+    }
+    if let Some(loops) = f.loops.filter(|l| *l > 1.0) {
+        numbers.push(format!("loops {}", count(loops)));
+    }
+    if let Some(ms) = f.time_ms {
+        numbers.push(format!("time {ms:.1} ms"));
+    }
+    if let Some(b) = &f.buffers {
+        let mut parts = vec![format!("shared hit {}", count(b.shared_hit as f64))];
+        if b.shared_read > 0 {
+            parts.push(format!("read {}", count(b.shared_read as f64)));
+        }
+        if b.temp_written > 0 || b.temp_read > 0 {
+            parts.push(format!("temp written {} read {}", count(b.temp_written as f64), count(b.temp_read as f64)));
+        }
+        numbers.push(format!("buffers {}", parts.join(", ")));
+    }
+    if !numbers.is_empty() {
+        let _ = writeln!(out, "   {}", numbers.join("; "));
+    }
+    let _ = writeln!(out, "   Problem: {}", f.problem);
+    let _ = writeln!(out, "   Fix: {}", f.fix);
+    for statement in &f.sql {
+        let _ = writeln!(out, "     {statement}");
+    }
+}
