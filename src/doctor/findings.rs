@@ -255,11 +255,27 @@ fn merge_counts(finding: &mut Finding, members: &[Node]) {
 /// The fix for conditions with no usable index: the index to create (or
 /// ANALYZE when one exists, or REINDEX when it is invalid), or why none can help.
 fn index_fix(target: &Table, terms: &[Term], sort: &[SortColumn], filter: &str, alias: &str) -> (String, Vec<String>) {
+    // A cast column that can be compared as a range: the rewrite comes first,
+    // and the index serves the rewritten query.
+    let mut advice = Vec::new();
+    let mut usable: Vec<Term> = Vec::new();
+    for term in terms {
+        match term {
+            Term::Wrapped { column, cast, op, value } => match range_rewrite(column, cast.as_deref(), op, value) {
+                Some(rewrite) => {
+                    advice.push(format!("compare {column} itself instead of casting it: {rewrite}"));
+                    usable.push(Term::Range { column: column.clone() });
+                }
+                None => usable.push(term.clone()),
+            },
+            other => usable.push(other.clone()),
+        }
+    }
+    let terms = usable.as_slice();
     let wanted = index::wanted(terms, sort);
     if wanted.is_empty() {
         return (no_index_reason(terms, filter, alias), Vec::new());
     }
-    let mut advice = Vec::new();
     let mut sql = Vec::new();
     for want in &wanted {
         match index::existing(target, want) {
@@ -336,18 +352,34 @@ fn range_rewrite(column: &str, cast: Option<&str>, op: &str, value: &str) -> Opt
     if cast != Some("date") || op != "=" {
         return None;
     }
-    let day = value.trim().strip_prefix('\'')?.split('\'').next()?;
-    let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
-    let next = day.succ_opt()?;
     let column = predicate::quote(column);
-    Some(format!("{column} >= '{day}' AND {column} < '{next}'"))
+    let literal = value.trim().strip_prefix('\'').and_then(|v| v.split('\'').next());
+    match literal.and_then(|day| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()) {
+        Some(day) => Some(format!("{column} >= '{day}' AND {column} < '{}'", day.succ_opt()?)),
+        // An expression (CURRENT_DATE - 1): the same day boundaries, computed.
+        None if literal.is_none() => {
+            let value = value.trim();
+            Some(format!("{column} >= {value} AND {column} < {value} + 1"))
+        }
+        None => None,
+    }
 }
 
 /// ORDER BY columns a Sort or Merge Append above the scan asks for, when
 /// nothing between them joins or groups.
 fn sort_columns(ancestors: &[Node]) -> Vec<SortColumn> {
-    for ancestor in ancestors.iter().rev() {
+    for (at, ancestor) in ancestors.iter().enumerate().rev() {
         match ancestor.node_type() {
+            // A sort feeding a grouping is not the query's ORDER BY.
+            "Sort" | "Incremental Sort"
+                if at > 0
+                    && matches!(
+                        ancestors[at - 1].node_type(),
+                        "Aggregate" | "Group" | "Unique" | "WindowAgg" | "SetOp"
+                    ) =>
+            {
+                return Vec::new();
+            }
             "Sort" | "Incremental Sort" | "Merge Append" => {
                 return ancestor
                     .sort_keys()

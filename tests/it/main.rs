@@ -14,6 +14,7 @@ mod doctor;
 mod engine;
 mod incremental;
 mod ingest;
+mod migrations;
 mod observability;
 mod partitions;
 mod performance;

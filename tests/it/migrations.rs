@@ -1,0 +1,247 @@
+//! Schema changes that never lock users out: tally's migrations pass squawk,
+//! apply under concurrent writes without making a writer wait longer than
+//! lock_timeout, give up (and repair later) rather than queue behind a long
+//! transaction; and an aggregate whose definition changes is rebuilt beside
+//! the old one and swapped in while dashboards read.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tally::aggregates::RefreshKind;
+
+use crate::harness::{TestDb, config, repo, tool};
+use crate::incremental::{create_months, refresh_all};
+
+fn migration_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("sql/migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn squawk_passes_every_migration_and_still_catches_unsafe_ones() {
+    let Some(squawk) = tool("squawk") else { return };
+    let config = repo().join(".squawk.toml");
+    let out = std::process::Command::new(&squawk).arg("-c").arg(&config).args(migration_files()).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    // The configuration keeps the rules that matter: a blocking index build
+    // and a validating foreign key are refused.
+    let dir = tempfile::tempdir().unwrap();
+    let unsafe_migration = dir.path().join("0099_unsafe.sql");
+    std::fs::write(
+        &unsafe_migration,
+        "CREATE INDEX leads_source_idx ON marketing.leads (source);\n\
+         ALTER TABLE marketing.conversions ADD CONSTRAINT conversions_lead_fk FOREIGN KEY (lead_id) REFERENCES marketing.leads (id);\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(&squawk).arg("-c").arg(&config).arg(&unsafe_migration).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{report}");
+    assert!(report.contains("require-concurrent-index-creation"), "{report}");
+    assert!(report.contains("adding-foreign-key-constraint"), "{report}");
+}
+
+#[test]
+fn concurrent_index_builds_live_alone_in_no_transaction_migrations() {
+    for file in migration_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let no_transaction = text.starts_with("-- no-transaction");
+        let code: Vec<&str> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("--")).collect::<Vec<_>>();
+        let concurrent = code.iter().any(|l| l.contains("CONCURRENTLY"));
+        assert_eq!(
+            no_transaction,
+            concurrent,
+            "{}: CONCURRENTLY needs `-- no-transaction` and vice versa",
+            file.display()
+        );
+        if no_transaction {
+            // One statement, in the form tally's repair of an interrupted build re-runs.
+            assert_eq!(code.len(), 1, "{}", file.display());
+            assert!(code[0].starts_with("CREATE INDEX CONCURRENTLY IF NOT EXISTS "), "{}", file.display());
+        }
+    }
+}
+
+/// A migrator holding the first `count` migrations (as an older tally had them).
+async fn first_migrations(count: usize) -> (Migrator, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    for file in migration_files().into_iter().take(count) {
+        std::fs::copy(&file, dir.path().join(file.file_name().unwrap())).unwrap();
+    }
+    (Migrator::new(dir.path()).await.unwrap(), dir)
+}
+
+/// Inserts leads and events until stopped; returns (inserts, slowest insert).
+fn writers(pool: PgPool, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, Duration)> {
+    tokio::spawn(async move {
+        let (mut inserts, mut slowest) = (0u64, Duration::ZERO);
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            sqlx::raw_sql(
+                "INSERT INTO marketing.leads (email, source, created_at)
+                 VALUES ('w' || gen_random_uuid() || '@example.com', 'google', now());
+                 INSERT INTO marketing.events (event, user_id, occurred_at) VALUES ('page_view', 'u1', now());",
+            )
+            .execute(&pool)
+            .await
+            .expect("every insert succeeds while migrations run");
+            slowest = slowest.max(started.elapsed());
+            inserts += 1;
+        }
+        (inserts, slowest)
+    })
+}
+
+#[tokio::test]
+async fn migrations_under_insert_load_never_make_a_writer_wait_past_lock_timeout() {
+    let db = TestDb::empty().await;
+    // The tables the writers use exist (the first release), then every later
+    // migration is applied while they insert.
+    let (first, _dir) = first_migrations(3).await;
+    first.run(&db.pool).await.unwrap();
+    let current = tally::partitions::Month::of(chrono::Utc::now().date_naive());
+    let events = tally::partitions::ManagedTable::events();
+    tally::partitions::create_months(&db.pool, &config(""), &events, &[current, current.plus(1)]).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO marketing.leads (email, created_at)
+         SELECT 'l' || g || '@example.com', now() - g * interval '1 minute' FROM generate_series(1, 50000) AS g",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let lock_timeout = Duration::from_secs(2);
+    let config = config("[database]\nlock_timeout = \"2s\"\n");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..3).map(|_| writers(db.pool.clone(), stop.clone())).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    tally::db::migrate(&db.pool, &db.url, &config.database).await.expect("migrations apply under load");
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for writer in load {
+        let (inserts, slowest) = writer.await.unwrap();
+        eprintln!("writer: {inserts} inserts, slowest {slowest:?} (migrations took {took:?})");
+        assert!(inserts > 0);
+        assert!(slowest < lock_timeout, "an insert waited {slowest:?}, longer than lock_timeout {lock_timeout:?}");
+        total += inserts;
+    }
+    assert!(total > 10, "{total}");
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(applied as usize, migration_files().len());
+    let valid: bool = sqlx::query_scalar(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'marketing.leads_created_at_idx'::regclass",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(valid);
+}
+
+async fn index_state(pool: &PgPool) -> Option<bool> {
+    sqlx::query_scalar(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         WHERE c.relname = 'leads_created_at_idx'",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_migration_behind_a_long_transaction_gives_up_and_a_later_run_finishes_it() {
+    let db = TestDb::empty().await;
+    let all = migration_files().len();
+    let (older, _dir) = first_migrations(all - 1).await;
+    older.run(&db.pool).await.unwrap();
+    sqlx::query("INSERT INTO marketing.leads (email) VALUES ('a@example.com')").execute(&db.pool).await.unwrap();
+
+    // A report holding a snapshot open: a concurrent index build must wait for it.
+    let reader_pool = db.another_pool().await;
+    let mut reader = reader_pool.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *reader).await.unwrap();
+    sqlx::query("SELECT count(*) FROM marketing.leads").execute(&mut *reader).await.unwrap();
+
+    let config = config("[database]\nlock_timeout = \"300ms\"\n");
+    let failed = tally::db::migrate(&db.pool, &db.url, &config.database).await.expect_err("gives up");
+    let message = failed.to_string();
+    assert!(message.contains("lock timeout"), "{message}");
+    // Writers were never blocked meanwhile.
+    let started = Instant::now();
+    sqlx::query("INSERT INTO marketing.leads (email) VALUES ('b@example.com')").execute(&db.pool).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_ne!(index_state(&db.pool).await, Some(true), "the build did not finish");
+
+    reader.rollback().await.unwrap();
+    tally::db::migrate(&db.pool, &db.url, &config.database).await.expect("the next run finishes the build");
+    assert_eq!(index_state(&db.pool).await, Some(true));
+    let invalid: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(invalid, 0);
+}
+
+#[tokio::test]
+async fn a_changed_aggregate_definition_is_built_beside_and_swapped_in_while_dashboards_read() {
+    let db = TestDb::migrated().await;
+    create_months(&db.pool).await;
+    crate::workload::Workload::new(21).apply(&db.pool, 80, false).await;
+    refresh_all(&db.pool, &config("")).await;
+    let rows = |sql: &'static str| {
+        let pool = db.pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    assert!(rows("SELECT count(*) FROM reporting.daily_campaign_metrics").await > 0);
+
+    // Dashboards poll the rollup and the view over it during the change.
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = [
+        "SELECT count(*) FROM reporting.daily_campaign_metrics",
+        "SELECT count(*) FROM reporting.campaign_performance",
+    ]
+    .into_iter()
+    .map(|sql| {
+        let (pool, stop) = (db.pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut reads, mut slowest) = (0u64, Duration::ZERO);
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("the relation is always there");
+                assert!(n > 0, "{sql} never reads an empty relation");
+                slowest = slowest.max(started.elapsed());
+                reads += 1;
+            }
+            (reads, slowest)
+        })
+    })
+    .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Another reporting time zone changes every day boundary: a new definition.
+    let changed = config("reporting_timezone = \"America/New_York\"\n");
+    let refreshed = refresh_all(&db.pool, &changed).await;
+    let campaign = refreshed.iter().find(|(name, _, _)| name == "daily_campaign_metrics").unwrap();
+    assert_eq!(campaign.1, RefreshKind::Rebuilt, "{refreshed:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        let (reads, slowest) = reader.await.unwrap();
+        eprintln!("reader: {reads} reads, slowest {slowest:?}");
+        assert!(reads > 0);
+    }
+    // The new definition is what is there now, and nothing was left behind.
+    let again = refresh_all(&db.pool, &changed).await;
+    assert!(again.iter().all(|(_, kind, _)| *kind != RefreshKind::Rebuilt), "rebuilt once: {again:?}");
+    let leftovers = rows("SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_\\_rebuild%'").await;
+    assert_eq!(leftovers, 0);
+}
