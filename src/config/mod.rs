@@ -238,4 +238,6 @@ impl Default for AggregateSettings {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

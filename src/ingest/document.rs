@@ -45,7 +45,7 @@ pub fn parse(line_number: u64, text: &[u8]) -> Result<Row, String> {
         None | Some((_, Value::Null)) => return Err("no timestamp: add `timestamp` (or `occurred_at`)".to_string()),
         Some((key, value)) => timestamp(&value).ok_or_else(|| {
             format!(
-                "unparsable `{key}` {}: write an ISO-8601 time (2026-03-03T10:00:00Z), {{\"$date\": ...}} or epoch milliseconds",
+                "unparsable `{key}` {}: write an ISO-8601 time (2026-03-03T10:00:00Z), {{\"$date\": ...}} or epoch milliseconds, in the years 1 to 9999",
                 short(&value)
             )
         })?,

@@ -6,6 +6,8 @@
 
 pub mod document;
 mod load;
+#[cfg(test)]
+mod properties;
 mod reader;
 mod report;
 

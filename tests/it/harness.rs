@@ -228,13 +228,13 @@ impl TallyCommand {
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("piped stderr");
         let sink = log.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        Running { child, log, _dir: self.dir }
+        Running { child, log, reader: Some(reader), _dir: self.dir }
     }
 }
 
@@ -250,6 +250,8 @@ pub struct Finished {
 pub struct Running {
     pub child: Child,
     log: Arc<Mutex<String>>,
+    /// Collects stderr; done at the process's end of output.
+    reader: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -276,6 +278,10 @@ impl Running {
             .await
             .unwrap_or_else(|_| panic!("tally did not exit within {timeout:?}; log:\n{}", self.log()))
             .expect("wait");
+        // Everything it wrote before exiting is in the log when this returns.
+        if let Some(reader) = self.reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
         status.code()
     }
 }
