@@ -7,7 +7,7 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first: a stub crate with the real manifest, built once and cached.
-COPY Cargo.toml Cargo.lock build.rs ./
+COPY Cargo.toml Cargo.lock build.rs sqlx.toml ./
 RUN mkdir -p src \
     && echo "fn main() {}" > src/main.rs \
     && echo "" > src/lib.rs \

@@ -109,6 +109,14 @@ pub enum Command {
         /// Runs of each dashboard SQL query (p50/p95 reported); 0 skips them.
         #[arg(long, default_value_t = 50)]
         dashboard_runs: u32,
+        /// Instead of the above: run the worker this long (e.g. 10m) under
+        /// continuous ingest and refreshes every 3 s; report its memory,
+        /// connections and refresh history.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        soak: Option<std::time::Duration>,
+        /// Events generated before the soak starts.
+        #[arg(long, default_value_t = 200_000)]
+        soak_events: u64,
     },
     /// Query doctor: run a statement under EXPLAIN (ANALYZE, BUFFERS) in a
     /// transaction that is always rolled back, report the warning signs

@@ -52,7 +52,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             };
             ingest(&config, &source, &options, allow_rejects, &shutdown).await
         }
-        Command::Bench { events, days, seed, repeat, copy_rows, ingest_rows, dashboard_runs } => {
+        Command::Bench { events, days, seed, repeat, copy_rows, ingest_rows, dashboard_runs, soak, soak_events } => {
             let options = crate::bench::BenchOptions {
                 sizes: events,
                 days,
@@ -61,6 +61,14 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
                 copy_rows,
                 ingest_rows,
                 dashboard_runs,
+                soak: soak.map(|duration| crate::bench::SoakOptions {
+                    duration,
+                    initial_events: soak_events,
+                    ingest_lines: 2_000,
+                    ingest_every: std::time::Duration::from_secs(5),
+                    sample_every: std::time::Duration::from_secs(30),
+                    seed,
+                }),
             };
             crate::bench::run(config, DatabaseUrl::from_env()?, options, shutdown).await
         }

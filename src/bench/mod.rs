@@ -11,6 +11,7 @@ mod copy;
 mod dashboards;
 mod ingest;
 mod refresh;
+mod soak;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::error::Error;
 
 pub use copy::CopyResult;
 pub use refresh::RefreshResult;
+pub use soak::SoakOptions;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct BenchOptions {
     pub ingest_rows: u64,
     /// Runs of each dashboard query (0: skip them).
     pub dashboard_runs: u32,
+    /// Run the soak instead of the other measurements.
+    pub soak: Option<SoakOptions>,
 }
 
 /// Runs the benchmark and prints a Markdown report on stdout.
@@ -80,6 +84,10 @@ async fn measure(
     let admin =
         db::connect(server, &config.database, Patience::For(config.database.connect_timeout.0), shutdown).await?;
     let mut report = machine(&admin).await.map_err(|e| Error::database("reading the server version", &e))?;
+    if let Some(soak) = &options.soak {
+        report.push_str(&soak::run(&admin, server, config, soak, shutdown).await?);
+        return Ok(report);
+    }
     let mut refreshes = Vec::new();
     let mut copy = None;
     let mut ingested = None;

@@ -110,6 +110,7 @@ pub async fn migrate(pool: &PgPool, url: &DatabaseUrl, config: &DatabaseConfig) 
             .bind(format!("{}ms", config.statement_timeout.0.as_millis()))
             .execute(&mut *conn)
             .await?;
+        relocate_bookkeeping(&mut conn).await?;
         let mut result = crate::MIGRATOR.run(&mut *conn).await.map_err(migrate_error);
         if result.is_ok() {
             result = repair_invalid_indexes(&mut conn).await;
@@ -165,6 +166,23 @@ async fn repair_invalid_indexes(conn: &mut sqlx::PgConnection) -> Result<(), sql
     Ok(())
 }
 
+/// Databases migrated before the bookkeeping moved to the `tally` schema
+/// have it in `public`: move it, so their migrations are not applied again.
+async fn relocate_bookkeeping(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    let legacy: bool = sqlx::query_scalar(
+        "SELECT to_regclass('public._sqlx_migrations') IS NOT NULL
+            AND to_regclass('tally._sqlx_migrations') IS NULL
+            AND to_regnamespace('tally') IS NOT NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if legacy {
+        tracing::info!("moving public._sqlx_migrations to the tally schema");
+        sqlx::query("ALTER TABLE public._sqlx_migrations SET SCHEMA tally").execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// A migration error as a database error where it is one (so a lock timeout
 /// counts as transient), as a protocol error otherwise.
 fn migrate_error(error: sqlx::migrate::MigrateError) -> sqlx::Error {
@@ -177,8 +195,8 @@ fn migrate_error(error: sqlx::migrate::MigrateError) -> sqlx::Error {
 /// `Ok` when the database answers and every embedded migration is applied.
 pub async fn readiness(pool: &PgPool) -> Result<(), String> {
     let latest = crate::MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let check =
-        sqlx::query_scalar::<_, Option<i64>>("SELECT max(version) FROM _sqlx_migrations WHERE success").fetch_one(pool);
+    let check = sqlx::query_scalar::<_, Option<i64>>("SELECT max(version) FROM tally._sqlx_migrations WHERE success")
+        .fetch_one(pool);
     match tokio::time::timeout(Duration::from_secs(3), check).await {
         Err(_) => Err("database did not answer within 3s".to_string()),
         Ok(Err(e)) => Err(describe(&e)),

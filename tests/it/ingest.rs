@@ -175,7 +175,7 @@ async fn timestamps_without_a_partition_land_in_the_default_and_are_reported() {
 }
 
 /// A file of `lines` valid, distinct documents, `pad` bytes of properties each.
-fn generated(dir: &Path, lines: usize, pad: usize) -> PathBuf {
+pub fn generated(dir: &Path, lines: usize, pad: usize) -> PathBuf {
     let path = dir.join("big.ndjson");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     let padding = "x".repeat(pad);

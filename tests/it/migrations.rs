@@ -77,7 +77,10 @@ async fn first_migrations(count: usize) -> (Migrator, tempfile::TempDir) {
     for file in migration_files().into_iter().take(count) {
         std::fs::copy(&file, dir.path().join(file.file_name().unwrap())).unwrap();
     }
-    (Migrator::new(dir.path()).await.unwrap(), dir)
+    let mut migrator = Migrator::new(dir.path()).await.unwrap();
+    migrator.dangerous_set_table_name(tally::MIGRATOR.table_name.clone());
+    migrator.create_schema("tally");
+    (migrator, dir)
 }
 
 /// Inserts leads and events until stopped; returns (inserts, slowest insert).
@@ -138,8 +141,10 @@ async fn migrations_under_insert_load_never_make_a_writer_wait_past_lock_timeout
         total += inserts;
     }
     assert!(total > 10, "{total}");
-    let applied: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(&db.pool).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM tally._sqlx_migrations WHERE success")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(applied as usize, migration_files().len());
     let valid: bool = sqlx::query_scalar(
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'marketing.leads_created_at_idx'::regclass",
@@ -244,4 +249,19 @@ async fn a_changed_aggregate_definition_is_built_beside_and_swapped_in_while_das
     assert!(again.iter().all(|(_, kind, _)| *kind != RefreshKind::Rebuilt), "rebuilt once: {again:?}");
     let leftovers = rows("SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_\\_rebuild%'").await;
     assert_eq!(leftovers, 0);
+}
+
+#[tokio::test]
+async fn bookkeeping_left_in_public_by_an_older_tally_is_moved_not_replayed() {
+    let db = TestDb::migrated().await;
+    // As an older tally left it.
+    sqlx::query("ALTER TABLE tally._sqlx_migrations SET SCHEMA public").execute(&db.pool).await.unwrap();
+    tally::db::migrate(&db.pool, &db.url, &config("").database).await.expect("nothing is applied twice");
+    let (in_tally, in_public): (bool, bool) = sqlx::query_as(
+        "SELECT to_regclass('tally._sqlx_migrations') IS NOT NULL, to_regclass('public._sqlx_migrations') IS NOT NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((in_tally, in_public), (true, false));
 }

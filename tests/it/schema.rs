@@ -22,6 +22,8 @@ async fn migrations_create_the_three_schemas_and_tables() {
             "marketing.events",
             "marketing.events_default",
             "marketing.leads",
+            // The migration bookkeeping, in tally's schema (sqlx.toml): nothing in public.
+            "tally._sqlx_migrations",
             "tally.ingest_runs",
             "tally.invalidations",
             "tally.partition_log",
