@@ -123,6 +123,16 @@ async fn soak(
             return Err(Error::runtime("soak", format!("the worker exited early ({status}); see its log")));
         }
         let elapsed = started.elapsed();
+        // Samples first: a `tally ingest` that just exited may still have a session closing.
+        if elapsed >= next_sample {
+            next_sample += options.sample_every;
+            // History older than history_days, for the worker's hourly (here: every minute)
+            // pruning to remove; none in the last 90 s, so the last pruning sees all of it.
+            if elapsed + Duration::from_secs(90) < options.duration {
+                old_history_inserted += seed_old_history(pool).await.map_err(failed("seeding old history"))?;
+            }
+            samples.push(sample(pool, pid, elapsed, since).await.map_err(failed("sampling"))?);
+        }
         if elapsed >= next_ingest {
             next_ingest += options.ingest_every;
             match ingest(&exe, url, &lines(&mut rng, options.ingest_lines)).await {
@@ -134,17 +144,9 @@ async fn soak(
             }
             ingest_runs += 1;
         }
-        if elapsed >= next_sample {
-            next_sample += options.sample_every;
-            // History older than history_days, for the worker's hourly (here: every minute)
-            // pruning to remove; none in the last 90 s, so the last pruning sees all of it.
-            if elapsed + Duration::from_secs(90) < options.duration {
-                old_history_inserted += seed_old_history(pool).await.map_err(failed("seeding old history"))?;
-            }
-            samples.push(sample(pool, pid, elapsed, since).await.map_err(failed("sampling"))?);
-        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     samples.push(sample(pool, pid, started.elapsed(), since).await.map_err(failed("sampling"))?);
     let exit = stop(&mut worker).await;
     let old_history_left: i64 =
