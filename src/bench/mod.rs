@@ -175,6 +175,24 @@ async fn drop_database(admin: &PgPool, name: &str) {
         .await;
 }
 
+/// Rows in which `aggregate` differs from its definition computed from scratch
+/// (0: the figures measured on it mean something).
+pub(crate) async fn differences(
+    pool: &PgPool,
+    config: &Config,
+    aggregate: &crate::aggregates::Aggregate,
+) -> Result<i64, Error> {
+    let definition = aggregate.definition(config);
+    sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM ((SELECT * FROM {t} EXCEPT ALL SELECT * FROM ({definition}) AS d)
+                               UNION ALL (SELECT * FROM ({definition}) AS d EXCEPT ALL SELECT * FROM {t})) AS x",
+        t = aggregate.qualified_name()
+    )))
+    .fetch_one(pool)
+    .await
+    .map_err(|e| Error::database(format!("comparing {} with its definition", aggregate.name), &e))
+}
+
 /// The median of some durations.
 pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();

@@ -137,16 +137,7 @@ async fn change_one_percent(pool: &PgPool, day: chrono::NaiveDate) -> Result<i64
 
 /// The incremental table must equal a full computation, or the figures mean nothing.
 async fn verify(pool: &PgPool, config: &Config, aggregate: &Aggregate) -> Result<(), Error> {
-    let definition = aggregate.definition(config);
-    let differences: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT count(*) FROM ((SELECT * FROM {t} EXCEPT ALL SELECT * FROM ({definition}) AS d)
-                               UNION ALL (SELECT * FROM ({definition}) AS d EXCEPT ALL SELECT * FROM {t})) AS x",
-        t = aggregate.qualified_name()
-    )))
-    .fetch_one(pool)
-    .await
-    .map_err(|e| Error::database("verifying the incremental aggregate", &e))?;
-    match differences {
+    match super::differences(pool, config, aggregate).await? {
         0 => Ok(()),
         n => Err(Error::runtime(
             "bench",

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{RngExt, SeedableRng};
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::PgPool;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
@@ -174,16 +174,26 @@ async fn soak(
     ))
 }
 
+/// Which aggregates run in which mode during the soak.
+fn mode_of(name: &str) -> &'static str {
+    match name {
+        "daily_campaign_metrics" | "daily_event_counts" => "incremental",
+        _ => "concurrently",
+    }
+}
+
+fn modes() -> String {
+    let rollups: Vec<&str> = aggregates::REGISTRY.iter().filter(|a| a.kind != Kind::View).map(|a| a.name).collect();
+    let incremental = rollups.iter().filter(|n| mode_of(n) == "incremental").count();
+    format!("{incremental} incremental, {} concurrently", rollups.len() - incremental)
+}
+
 fn soak_config() -> String {
     let mut text = String::from(
         "[partitions]\nmaintenance_schedule = \"0 * * * * *\"\n[refresh]\nmax_concurrent = 2\nhistory_days = 1\n",
     );
     for aggregate in aggregates::REGISTRY.iter().filter(|a| a.kind != Kind::View) {
-        let mode = if aggregate.name == "daily_campaign_metrics" || aggregate.name == "daily_event_counts" {
-            "incremental"
-        } else {
-            "concurrently"
-        };
+        let mode = mode_of(aggregate.name);
         let _ = write!(text, "[aggregates.{}]\nmode = \"{mode}\"\nevery = \"{REFRESH_EVERY}\"\n", aggregate.name);
     }
     text
@@ -299,15 +309,7 @@ async fn verify(pool: &PgPool, config: &Arc<Config>) -> Result<Vec<(&'static str
     let mut differences = Vec::new();
     for aggregate in aggregates::REGISTRY.iter().filter(|a| a.kind != Kind::View) {
         refresher.refresh(aggregate).await;
-        let definition = aggregate.definition(config);
-        let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT count(*) FROM ((SELECT * FROM {t} EXCEPT ALL SELECT * FROM ({definition}) AS d)
-                                   UNION ALL (SELECT * FROM ({definition}) AS d EXCEPT ALL SELECT * FROM {t})) AS x",
-            t = aggregate.qualified_name()
-        )))
-        .fetch_one(pool)
-        .await
-        .map_err(|e| Error::database("comparing an aggregate with its definition", &e))?;
+        let n = super::differences(pool, config, aggregate).await?;
         differences.push((aggregate.name, n));
     }
     Ok(differences)
@@ -328,12 +330,13 @@ struct Summary {
 fn report(options: &SoakOptions, samples: &[Sample], s: Summary) -> String {
     let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
     let mut out = format!(
-        "Soak: `tally run` for {} with every aggregate refreshing every {REFRESH_EVERY} (2 incremental, 2 \
-         concurrently, max_concurrent 2), a `tally ingest` of {} events every {}, partition maintenance and history \
-         pruning every minute; {} events at the start.\n\n\
+        "Soak: `tally run` for {} with every aggregate refreshing every {REFRESH_EVERY} ({}, max_concurrent 2), a \
+         `tally ingest` of {} events every {}, partition maintenance and history pruning every minute; {} events at \
+         the start.\n\n\
          | elapsed | worker RSS | worker connections | refreshes ok | refresh failures | events | refresh_runs rows |\n\
          |---:|---:|---:|---:|---:|---:|---:|\n",
         humantime::format_duration(options.duration),
+        modes(),
         options.ingest_lines,
         humantime::format_duration(options.ingest_every),
         options.initial_events,

@@ -14,26 +14,9 @@ use tally::db::EphemeralCluster;
 use tally::refresh::RefreshOutcome;
 
 use crate::aggregates::insert_sample_events;
-use crate::harness::{Running, TestDb, config, free_addr, http_get, metric, tally, wait_until};
+use crate::harness::{TestDb, config, http_get, metric, tally, wait_until};
 use crate::incremental::assert_matches_scratch;
-
-/// The two event aggregates every second, the others off.
-const FAST: &str = r#"
-[aggregates.daily_campaign_metrics]
-every = "1s"
-[aggregates.daily_event_counts]
-every = "1s"
-[aggregates.daily_lead_funnel]
-enabled = false
-[aggregates.daily_attribution]
-enabled = false
-"#;
-
-fn start_worker(url: &tally::db::DatabaseUrl, toml: &str) -> (Running, SocketAddr) {
-    let addr = free_addr();
-    let running = tally(&["run"]).database(url).env("TALLY_METRICS_ADDR", &addr.to_string()).config_file(toml).spawn();
-    (running, addr)
-}
+use crate::worker::{FAST, start_worker};
 
 async fn metric_of(addr: SocketAddr, series: &str) -> Option<f64> {
     let body = http_get(addr, "/metrics").await.map(|(_, body)| body).unwrap_or_default();
@@ -51,20 +34,8 @@ async fn ready(addr: SocketAddr) -> Option<u16> {
 
 /// The two aggregates FAST refreshes equal a computation from scratch.
 async fn fast_aggregates_match_scratch(pool: &PgPool) {
-    let config = config("");
-    for name in ["daily_campaign_metrics", "daily_event_counts"] {
-        let aggregate = aggregates::find(name).unwrap();
-        let definition = aggregate.definition(&config);
-        let differences: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM ((SELECT * FROM {t} EXCEPT ALL SELECT * FROM ({definition}) AS d)
-                                   UNION ALL (SELECT * FROM ({definition}) AS d EXCEPT ALL SELECT * FROM {t})) AS x",
-            t = aggregate.qualified_name()
-        )))
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        assert_eq!(differences, 0, "{name} differs from its definition");
-    }
+    let names = ["daily_campaign_metrics", "daily_event_counts"];
+    crate::incremental::assert_rollups_match_scratch(pool, &config(""), &names, "after the fault").await;
 }
 
 const CAMPAIGN_ROWS: &str = "tally_aggregate_rows{aggregate=\"daily_campaign_metrics\"}";

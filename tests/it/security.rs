@@ -10,6 +10,16 @@ use tally::db::EphemeralCluster;
 
 use crate::harness::{TestDb, free_addr, http_get, metric, tally, wait_until};
 
+/// Waits (up to a minute) for the worker at `addr` to refresh daily_event_counts once.
+async fn refreshed_once(addr: std::net::SocketAddr) -> bool {
+    wait_until(Duration::from_secs(60), || async {
+        let body = http_get(addr, "/metrics").await.map(|(_, b)| b).unwrap_or_default();
+        metric(&body, "tally_refreshes_total{aggregate=\"daily_event_counts\",outcome=\"success\"}")
+            .is_some_and(|v| v >= 1.0)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn the_worker_needs_only_connect_and_create_on_its_database() {
     let mut cluster = tokio::task::spawn_blocking(EphemeralCluster::start).await.unwrap().unwrap();
@@ -52,12 +62,7 @@ async fn the_worker_needs_only_connect_and_create_on_its_database() {
         .env("TALLY_METRICS_ADDR", &addr.to_string())
         .config_file("[aggregates.daily_event_counts]\nevery = \"1s\"\n")
         .spawn();
-    let refreshed = wait_until(Duration::from_secs(60), || async {
-        let body = http_get(addr, "/metrics").await.map(|(_, b)| b).unwrap_or_default();
-        metric(&body, "tally_refreshes_total{aggregate=\"daily_event_counts\",outcome=\"success\"}")
-            .is_some_and(|v| v >= 1.0)
-    })
-    .await;
+    let refreshed = refreshed_once(addr).await;
     assert!(refreshed, "{}", worker.log());
     worker.signal(Signal::SIGTERM);
     assert_eq!(worker.wait(Duration::from_secs(30)).await, Some(0), "{}", worker.log());
@@ -172,12 +177,7 @@ async fn the_worker_never_logs_the_password_in_text_or_json_logs() {
                 "[aggregates.daily_event_counts]\nevery = \"1s\"\n[aggregates.daily_lead_funnel]\nenabled = false\n",
             )
             .spawn();
-        let refreshed = wait_until(Duration::from_secs(60), || async {
-            let body = http_get(addr, "/metrics").await.map(|(_, b)| b).unwrap_or_default();
-            metric(&body, "tally_refreshes_total{aggregate=\"daily_event_counts\",outcome=\"success\"}")
-                .is_some_and(|v| v >= 1.0)
-        })
-        .await;
+        let refreshed = refreshed_once(addr).await;
         assert!(refreshed, "{}", worker.log());
         let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
         let (_, ready) = http_get(addr, "/readyz").await.unwrap();

@@ -13,7 +13,7 @@ use crate::harness::{Running, TestDb, free_addr, http_get, metric, tally, wait_u
 /// The two events aggregates every second; the others out of the way, so
 /// that the only refreshes that can wait on a lock on marketing.events are
 /// these two.
-const FAST: &str = r#"
+pub const FAST: &str = r#"
 [aggregates.daily_campaign_metrics]
 every = "1s"
 [aggregates.daily_event_counts]
@@ -24,7 +24,7 @@ enabled = false
 enabled = false
 "#;
 
-fn start_worker(url: &tally::db::DatabaseUrl, toml: &str) -> (Running, SocketAddr) {
+pub fn start_worker(url: &tally::db::DatabaseUrl, toml: &str) -> (Running, SocketAddr) {
     let addr = free_addr();
     let running = tally(&["run"]).database(url).env("TALLY_METRICS_ADDR", &addr.to_string()).config_file(toml).spawn();
     (running, addr)
