@@ -26,8 +26,10 @@ touch AS (
     SELECT cv.id AS conversion_id,
            e.utm_source,
            coalesce(nullif(e.utm_campaign, ''), '(none)') AS utm_campaign,
-           count(*) OVER (PARTITION BY cv.id) AS touches,
-           row_number() OVER (PARTITION BY cv.id ORDER BY e.occurred_at DESC, e.id DESC) AS recency
+           -- e.user_id (= cv.user_id) changes nothing here, and lets a distributed
+           -- setup (Citus, events by user_id) compute the windows on each shard.
+           count(*) OVER (PARTITION BY e.user_id, cv.id) AS touches,
+           row_number() OVER (PARTITION BY e.user_id, cv.id ORDER BY e.occurred_at DESC, e.id DESC) AS recency
     FROM conversion AS cv
     JOIN marketing.events AS e
       ON e.user_id = cv.user_id
