@@ -137,7 +137,7 @@ async fn a_worker_killed_in_the_middle_of_a_refresh_leaves_the_aggregate_whole_a
 async fn an_ingest_killed_mid_file_keeps_whole_batches_and_a_rerun_loads_the_rest_once() {
     let db = TestDb::migrated().await;
     let dir = tempfile::tempdir().unwrap();
-    let file = crate::ingest::generated(dir.path(), 100_000, 10);
+    let file = crate::ingest::generated(dir.path(), 200_000, 10);
     let path = file.to_str().unwrap().to_string();
     let mut running = tally(&["ingest", &path, "--batch-rows", "1000"]).database(&db.url).spawn();
     let count = || async {
@@ -147,17 +147,17 @@ async fn an_ingest_killed_mid_file_keeps_whole_batches_and_a_rerun_loads_the_res
     running.signal(Signal::SIGKILL);
     running.wait(Duration::from_secs(10)).await;
     let kept = count().await;
-    assert!(kept < 100_000 && kept % 1000 == 0, "whole batches only: {kept}");
+    assert!(kept < 200_000 && kept % 1000 == 0, "whole batches only: {kept}");
 
     // The same command again: what was loaded is a duplicate, the rest loads once.
     let rerun = tally(&["ingest", &path]).database(&db.url).output().await;
     assert_eq!(rerun.code, Some(0), "{rerun:?}");
-    assert!(rerun.stdout.contains(&format!("{} loaded", 100_000 - kept)), "{}", rerun.stdout);
+    assert!(rerun.stdout.contains(&format!("{} loaded", 200_000 - kept)), "{}", rerun.stdout);
     assert!(rerun.stdout.contains(&format!("{kept} duplicate")), "{}", rerun.stdout);
-    assert_eq!(count().await, 100_000);
+    assert_eq!(count().await, 200_000);
     let distinct: i64 =
         sqlx::query_scalar("SELECT count(DISTINCT event_id) FROM marketing.events").fetch_one(&db.pool).await.unwrap();
-    assert_eq!(distinct, 100_000);
+    assert_eq!(distinct, 200_000);
 }
 
 #[tokio::test]
