@@ -104,25 +104,29 @@ pub async fn connect(
 pub async fn migrate(pool: &PgPool, url: &DatabaseUrl, config: &DatabaseConfig) -> Result<(), DbError> {
     let shutdown = CancellationToken::new();
     let retried = with_retries("migrations", 3, &shutdown, || async {
-        let mut conn = pool.acquire().await?;
-        sqlx::query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)")
-            .bind(format!("{}ms", config.lock_timeout.0.as_millis()))
-            .bind(format!("{}ms", config.statement_timeout.0.as_millis()))
-            .execute(&mut *conn)
-            .await?;
-        relocate_bookkeeping(&mut conn).await?;
-        let mut result = crate::MIGRATOR.run(&mut *conn).await.map_err(migrate_error);
-        if result.is_ok() {
-            result = repair_invalid_indexes(&mut conn).await;
-        }
-        // Leave the pooled session as it was, whatever happened.
-        let _ = sqlx::raw_sql("RESET lock_timeout; RESET statement_timeout").execute(&mut *conn).await;
+        // A session of its own, closed afterwards whatever happened: its
+        // settings, and the migration lock sqlx keeps when a migration fails,
+        // end with it instead of going back to the pool.
+        let mut conn = pool.acquire().await?.detach();
+        let result = migrate_on(&mut conn, config).await;
+        let _ = sqlx::Connection::close(conn).await;
         result
     })
     .await;
     retried.result.map_err(|e| DbError::Migrate { url: url.to_string(), reason: describe(&e) })?;
     tracing::info!(database = %url, "schema is up to date");
     Ok(())
+}
+
+async fn migrate_on(conn: &mut sqlx::PgConnection, config: &DatabaseConfig) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)")
+        .bind(format!("{}ms", config.lock_timeout.0.as_millis()))
+        .bind(format!("{}ms", config.statement_timeout.0.as_millis()))
+        .execute(&mut *conn)
+        .await?;
+    relocate_bookkeeping(conn).await?;
+    crate::MIGRATOR.run(&mut *conn).await.map_err(migrate_error)?;
+    repair_invalid_indexes(conn).await
 }
 
 /// The indexes tally's `-- no-transaction` migrations build, as (name,
@@ -143,15 +147,17 @@ fn concurrent_migration_indexes() -> Vec<(String, String)> {
 
 /// A concurrent index build that failed or timed out leaves an INVALID index
 /// behind, which the retry's `IF NOT EXISTS` would keep: drop such an index
-/// of tally's own migrations and build it again (all migrations are applied,
-/// so no other worker is building it now). Both steps run CONCURRENTLY under
-/// the session's lock_timeout.
+/// of tally's own migrations and build it again (unless a build of it is in
+/// progress, another worker's). Both steps run CONCURRENTLY under the
+/// session's lock_timeout.
 async fn repair_invalid_indexes(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
     for (name, statement) in concurrent_migration_indexes() {
         let invalid: Option<String> = sqlx::query_scalar(
             "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i
              JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE NOT i.indisvalid AND n.nspname IN ('marketing', 'tally') AND c.relname = $1",
+             WHERE NOT i.indisvalid AND n.nspname IN ('marketing', 'tally') AND c.relname = $1
+               -- not one another worker is building right now
+               AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)",
         )
         .bind(&name)
         .fetch_optional(&mut *conn)

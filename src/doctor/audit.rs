@@ -32,7 +32,8 @@ pub struct AuditIndex {
     pub predicate: Option<String>,
     pub valid: bool,
     pub unique: bool,
-    /// Backs a PRIMARY KEY, UNIQUE or EXCLUDE constraint (cannot simply be dropped).
+    /// A constraint that needs it: PRIMARY KEY, UNIQUE, EXCLUDE, a foreign key
+    /// of another table referencing it, or the table's REPLICA IDENTITY.
     pub constraint: Option<String>,
     /// An index of a partitioned table (`ON` the parent).
     pub partitioned: bool,
@@ -94,8 +95,9 @@ pub async fn load(pool: &PgPool) -> Result<(Vec<AuditIndex>, Vec<String>), sqlx:
                 array(SELECT pg_get_indexdef(indexrelid, k, true)
                       FROM generate_series(indnkeyatts + 1, indnatts) k ORDER BY k) AS include,
                 pg_get_expr(indpred, indrelid, true) AS predicate, indisvalid AS valid, indisunique AS "unique",
-                (SELECT conname::text FROM pg_constraint WHERE conindid = indexrelid
-                 AND contype IN ('p', 'u', 'x') AND conrelid = indrelid LIMIT 1) AS "constraint",
+                coalesce((SELECT conname::text FROM pg_constraint WHERE conindid = indexrelid
+                          ORDER BY contype <> 'p', contype <> 'u' LIMIT 1),
+                         CASE WHEN indisreplident THEN 'REPLICA IDENTITY' END) AS "constraint",
                 index_kind = 'I' AS partitioned,
                 EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
                         WHERE p.index_relid = indexrelid OR (p.relid = indrelid AND NOT indisvalid)) AS in_progress,
@@ -241,14 +243,19 @@ fn invalid(index: &AuditIndex) -> Finding {
             if missing.len() == 1 { " has" } else { "s have" },
             missing.join(", ")
         );
-        let schema = index.index.split_once('.').map_or("", |(s, _)| s);
+        let unique = if index.unique { "UNIQUE " } else { "" };
         let mut sql = Vec::new();
         for leaf in missing {
-            let leaf_name = leaf.split_once('.').map_or(leaf.as_str(), |(_, n)| n).trim_matches('"');
+            // The leaf's index goes in the leaf's schema.
+            let (leaf_schema, leaf_name) = leaf.split_once('.').unwrap_or(("", leaf.as_str()));
             let index_name = index.index.split_once('.').map_or(index.index.as_str(), |(_, n)| n).trim_matches('"');
-            let leaf_index = super::predicate::quote(&truncate(&format!("{leaf_name}_{index_name}"), 63));
-            sql.push(format!("CREATE INDEX CONCURRENTLY IF NOT EXISTS {leaf_index} ON {leaf} USING {};", index.using));
-            sql.push(format!("ALTER INDEX {} ATTACH PARTITION {schema}.{leaf_index};", index.index));
+            let leaf_index =
+                super::predicate::quote(&truncate(&format!("{}_{index_name}", leaf_name.trim_matches('"')), 63));
+            sql.push(format!(
+                "CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {leaf_index} ON {leaf} USING {};",
+                index.using
+            ));
+            sql.push(format!("ALTER INDEX {} ATTACH PARTITION {leaf_schema}.{leaf_index};", index.index));
         }
         let fix = "build the index on each partition concurrently and attach it; the parent becomes valid when \
                    every partition has one"
@@ -432,5 +439,35 @@ mod tests {
                 "ALTER INDEX app.events_source_idx ATTACH PARTITION app.events_p2026_12_events_source_idx;"
             ]
         );
+    }
+
+    #[test]
+    fn a_unique_partitioned_index_is_completed_as_unique_in_each_leafs_schema() {
+        let parent = AuditIndex {
+            valid: false,
+            unique: true,
+            partitioned: true,
+            missing_partitions: vec!["archive.events_p2020_01".into()],
+            using: "btree (source)".into(),
+            ..index("events_source_key", &["source"])
+        };
+        assert_eq!(
+            audit(&[parent])[0].sql,
+            [
+                "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS events_p2020_01_events_source_key ON \
+                 archive.events_p2020_01 USING btree (source);",
+                "ALTER INDEX app.events_source_key ATTACH PARTITION archive.events_p2020_01_events_source_key;"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_index_a_constraint_or_replica_identity_needs_is_never_dropped() {
+        for needed in ["orders_customer_fk", "REPLICA IDENTITY"] {
+            let a = AuditIndex { scans: 0, constraint: Some(needed.into()), ..index("needed", &["email"]) };
+            let b = AuditIndex { scans: 9, ..index("other", &["email"]) };
+            let found = audit(&[a, b]);
+            assert!(found.iter().all(|f| f.index.as_deref() != Some("app.needed")), "{needed}: {found:#?}");
+        }
     }
 }

@@ -22,7 +22,8 @@ pub struct Table {
     pub rows: f64,
     /// `schema.name` of the partitioned table this is a partition of.
     pub root: Option<String>,
-    /// Partition key columns, when this table is partitioned.
+    /// Partition key columns, when this table is partitioned (`(expression)`
+    /// for a key that is an expression).
     pub partition_key: Vec<String>,
     /// `schema.name` of every leaf partition, when this table is partitioned.
     pub leaves: Vec<String>,
@@ -114,9 +115,11 @@ async fn load_table(conn: &mut PgConnection, key: &str) -> Result<Option<Table>,
     .await?;
     let Some((oid, rows, root)) = row else { return Ok(None) };
     let partition_key: Vec<String> = sqlx::query_scalar(
-        "SELECT a.attname::text
-         FROM pg_partitioned_table p, unnest(p.partattrs::int2[]) WITH ORDINALITY AS k(attnum, ord), pg_attribute a
-         WHERE p.partrelid = $1::int8::oid AND a.attrelid = p.partrelid AND a.attnum = k.attnum
+        "SELECT coalesce(a.attname::text, '(expression)')
+         FROM pg_partitioned_table p
+         CROSS JOIN unnest(p.partattrs::int2[]) WITH ORDINALITY AS k(attnum, ord)
+         LEFT JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.attnum AND k.attnum <> 0
+         WHERE p.partrelid = $1::int8::oid
          ORDER BY k.ord",
     )
     .bind(oid)

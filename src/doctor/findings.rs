@@ -287,6 +287,11 @@ fn index_fix(target: &Table, terms: &[Term], sort: &[SortColumn], filter: &str, 
                 ));
                 sql.push(format!("ANALYZE {};", target.sql_name()));
             }
+            Some(existing) if target.is_partitioned() => advice.push(format!(
+                "{} would serve this but is INVALID: partitions lack their index; `tally doctor` prints the \
+                 statements that build and attach them",
+                existing.name
+            )),
             Some(existing) => {
                 advice.push(format!(
                     "{} would serve this but is INVALID (an interrupted CREATE INDEX CONCURRENTLY): rebuild it",

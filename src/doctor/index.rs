@@ -5,6 +5,8 @@
 //! `CREATE INDEX CONCURRENTLY` (or, on a partitioned table, the
 //! per-partition recipe PostgreSQL requires).
 
+use sha2::Digest;
+
 use super::catalog::{Index, Table};
 use super::predicate::quote as quote_ident;
 use super::predicate::{Term, quote};
@@ -157,10 +159,18 @@ pub fn create_statements(table: &Table, wanted: &Wanted) -> Vec<String> {
 
 /// `<table>_<keys>_idx` (`_gin_idx`, `_partial_idx`), at most 63 bytes.
 pub fn index_name(table: &str, wanted: &Wanted) -> String {
+    // Different shapes on the same columns get different names, so that
+    // `IF NOT EXISTS` never skips an index because another shape took its name:
+    // GIN jsonb_path_ops `_gin_idx`, GIN default opclass `_keys_gin_idx`, a
+    // partial index `_<hash of the predicate>_partial_idx`.
     let suffix = match (wanted.method, &wanted.predicate) {
-        ("gin", _) => "gin_idx",
-        (_, Some(_)) => "partial_idx",
-        _ => "idx",
+        ("gin", _) if wanted.keys.iter().any(|k| k.ends_with(" jsonb_path_ops")) => "gin_idx".to_string(),
+        ("gin", _) => "keys_gin_idx".to_string(),
+        (_, Some(predicate)) => {
+            let digest = sha2::Sha256::digest(predicate.as_bytes());
+            format!("{:02x}{:02x}{:02x}_partial_idx", digest[0], digest[1], digest[2])
+        }
+        _ => "idx".to_string(),
     };
     let keys: Vec<String> = wanted
         .key_names
@@ -168,6 +178,7 @@ pub fn index_name(table: &str, wanted: &Wanted) -> String {
         .map(|k| k.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect())
         .collect();
     let mut name = format!("{table}_{}_{suffix}", keys.join("_"));
+    let suffix = suffix.as_str();
     if name.len() > 63 {
         let keep = 63 - suffix.len() - 1;
         name = format!("{}_{suffix}", &name[..floor_char_boundary(&name, keep)]);
@@ -244,5 +255,16 @@ mod tests {
         assert_eq!(existing(&t, want).map(|i| i.name.as_str()), Some("marketing.events_src"));
         let other = &wanted(&[Term::Equality { column: "occurred_at".into() }], &[])[0];
         assert_eq!(existing(&t, other), None);
+    }
+
+    #[test]
+    fn different_shapes_on_one_column_get_different_names() {
+        let path_ops = &wanted(&[Term::Contains { column: "payload".into() }], &[])[0];
+        let keys = &wanted(&[Term::HasKey { column: "payload".into() }], &[])[0];
+        assert_eq!(index_name("clicks", path_ops), "clicks_payload_gin_idx");
+        assert_eq!(index_name("clicks", keys), "clicks_payload_keys_gin_idx");
+        let open = &wanted(&[Term::Constant { column: "status".into(), sql: "status <> 'done'::text".into() }], &[])[0];
+        let new = &wanted(&[Term::Constant { column: "status".into(), sql: "status <> 'new'::text".into() }], &[])[0];
+        assert_ne!(index_name("clicks", open), index_name("clicks", new));
     }
 }

@@ -163,7 +163,10 @@ fn statement_error(error: &sqlx::Error, options: &ExplainOptions) -> Error {
                 humantime::format_duration(options.timeout)
             ),
         ),
-        c if c.starts_with("42") || c.starts_with("22") => Error::Usage(format!("the statement failed: {described}")),
+        // The statement's own errors: syntax, data, constraints, raised exceptions, unsupported features.
+        c if ["42", "22", "23", "P0", "0A"].iter().any(|class| c.starts_with(class)) => {
+            Error::Usage(format!("the statement failed: {described}"))
+        }
         _ => Error::runtime("running the statement under EXPLAIN", described),
     }
 }

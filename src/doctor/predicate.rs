@@ -35,6 +35,8 @@ pub enum Term {
 /// Splits `condition` into its top-level `AND` terms and classifies each for
 /// the relation printed as `alias`.
 pub fn terms(condition: &str, alias: &str) -> Vec<Term> {
+    // Conditions print the alias as PostgreSQL quotes it ("Leads".email).
+    let alias = &quote(alias);
     split_and(strip_parens(condition)).into_iter().map(|term| classify(term, alias)).collect()
 }
 
@@ -132,7 +134,10 @@ fn classify(term: &str, alias: &str) -> Term {
     }
     let value_is_constant = !right.contains('.') || is_literal(right);
     if op == "@@" {
-        return Term::TextSearch { expression: unqualify(left, alias) };
+        // Only the two-argument to_tsvector (with a configuration) is immutable, so indexable.
+        let expression = unqualify_quoted(left, alias);
+        let two_arguments = expression.contains("to_tsvector('") && expression.contains("::regconfig");
+        return if two_arguments { Term::TextSearch { expression } } else { Term::Other };
     }
     let Some(column) = column_of(left, alias) else {
         return match wrapped_column(left, alias) {
@@ -148,9 +153,14 @@ fn classify(term: &str, alias: &str) -> Term {
     match op {
         "=" => Term::Equality { column },
         "<" | "<=" | ">" | ">=" => Term::Range { column },
-        "@>" => Term::Contains { column },
+        // jsonb containment: GIN jsonb_path_ops; arrays: GIN with the default opclass.
+        "@>" if right.ends_with("::jsonb") => Term::Contains { column },
+        "@>" if right.ends_with("[]") => Term::HasKey { column },
         "?" | "?|" | "?&" => Term::HasKey { column },
-        "<>" => Term::Constant { sql: format!("{} <> {right}", quote(&column)), column },
+        // A partial index predicate must be immutable: a literal only.
+        "<>" if is_literal(right) && !right.starts_with('$') => {
+            Term::Constant { sql: format!("{} <> {right}", quote(&column)), column }
+        }
         _ => Term::Other,
     }
 }
@@ -227,6 +237,11 @@ fn unquote(identifier: &str) -> String {
 
 /// `alias.` removed from every column reference, for use in DDL.
 pub fn unqualify(text: &str, alias: &str) -> String {
+    unqualify_quoted(text, &quote(alias))
+}
+
+/// `unqualify` for an alias already quoted as PostgreSQL prints it.
+fn unqualify_quoted(text: &str, alias: &str) -> String {
     let needle = format!("{alias}.");
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -421,5 +436,19 @@ mod tests {
         assert_eq!(strip_parens("(a = 1) AND (b = 2)"), "(a = 1) AND (b = 2)");
         assert_eq!(split_and("(a = ')' AND b) AND (c = 1)"), ["(a = ')' AND b)", "(c = 1)"]);
         assert_eq!(unqualify("lower(xe.a) || e.b || e.c", "e"), "lower(xe.a) || b || c");
+    }
+
+    #[test]
+    fn only_what_an_index_can_hold_becomes_a_shape() {
+        // PostgreSQL prints an alias that needs quoting quoted.
+        assert_eq!(terms("(\"Leads\".email = 'x'::text)", "Leads"), [Term::Equality { column: "email".into() }]);
+        // A partial index predicate must be immutable: no now(), no subquery.
+        assert_eq!(terms("(l.status <> (CURRENT_DATE)::text)", "l"), [Term::Other]);
+        assert_eq!(terms("(l.status <> $0)", "l"), [Term::Other]);
+        // @> on an array is GIN with its default opclass, not jsonb_path_ops.
+        assert_eq!(terms("(l.tags @> '{b}'::text[])", "l"), [Term::HasKey { column: "tags".into() }]);
+        assert_eq!(terms("(l.props @> '{\"a\": 1}'::jsonb)", "l"), [Term::Contains { column: "props".into() }]);
+        // One-argument to_tsvector is not immutable, so it cannot be indexed.
+        assert_eq!(terms("(to_tsvector(l.body) @@ '''x'''::tsquery)", "l"), [Term::Other]);
     }
 }

@@ -117,7 +117,7 @@ fn a_constant_inequality_gets_a_partial_index() {
     assert_eq!(
         f.sql,
         [
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS clicks_status_partial_idx ON marketing.clicks (status) WHERE status <> \
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS clicks_status_28f681_partial_idx ON marketing.clicks (status) WHERE status <> \
           'done'::text;"
         ]
     );

@@ -259,7 +259,7 @@ async fn human_output_shows_numbers_problem_fix_and_sql() {
         "buffers shared hit",
         "Problem: Seq Scan reads 50,000 rows of marketing.clicks to return 25 (0.05%)",
         "Fix: add a partial B-tree index",
-        "     CREATE INDEX CONCURRENTLY IF NOT EXISTS clicks_status_partial_idx ON marketing.clicks (status) WHERE \
+        "     CREATE INDEX CONCURRENTLY IF NOT EXISTS clicks_status_28f681_partial_idx ON marketing.clicks (status) WHERE \
          status <> 'done'::text;",
     ] {
         assert!(stdout.contains(expected), "`{expected}` in:\n{stdout}");
@@ -321,6 +321,9 @@ async fn the_audit_finds_duplicate_redundant_unused_and_invalid_indexes_and_its_
          CREATE INDEX audited_source_idx ON marketing.audited (source);
          CREATE INDEX audited_source_campaign_idx ON marketing.audited (source, campaign);
          CREATE INDEX audited_campaign_idx ON marketing.audited (campaign);
+         -- Logical replication identifies rows by this copy of the key: it must stay.
+         CREATE UNIQUE INDEX audited_id_copy ON marketing.audited (id);
+         ALTER TABLE marketing.audited REPLICA IDENTITY USING INDEX audited_id_copy;
          ANALYZE marketing.audited;",
     )
     .execute(&db.pool)
@@ -365,7 +368,9 @@ async fn the_audit_finds_duplicate_redundant_unused_and_invalid_indexes_and_its_
     assert!(has("invalid_index", "marketing.audited_note_key"), "{found:?}");
     assert!(has("invalid_index", "marketing.events_utm_medium_idx"), "{found:?}");
     // Used, or backing a constraint: never suggested for dropping.
-    for kept in ["audited_source_campaign_idx", "audited_campaign_idx", "audited_email_key", "audited_pkey"] {
+    for kept in
+        ["audited_source_campaign_idx", "audited_campaign_idx", "audited_email_key", "audited_pkey", "audited_id_copy"]
+    {
         assert!(!found.iter().any(|(_, i)| i.ends_with(kept)), "{kept}: {found:?}");
     }
     let email = report["findings"].as_array().unwrap().iter().find(|f| f["index"] == "marketing.audited_email_idx");
