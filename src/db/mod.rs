@@ -175,6 +175,7 @@ async fn repair_invalid_indexes(conn: &mut sqlx::PgConnection) -> Result<(), sql
 /// Databases migrated before the bookkeeping moved to the `tally` schema
 /// have it in `public`: move it, so their migrations are not applied again.
 async fn relocate_bookkeeping(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    let Some(first) = crate::MIGRATOR.iter().next() else { return Ok(()) };
     let legacy: bool = sqlx::query_scalar(
         "SELECT to_regclass('public._sqlx_migrations') IS NOT NULL
             AND to_regclass('tally._sqlx_migrations') IS NULL
@@ -182,9 +183,21 @@ async fn relocate_bookkeeping(conn: &mut sqlx::PgConnection) -> Result<(), sqlx:
     )
     .fetch_one(&mut *conn)
     .await?;
-    if legacy {
+    if !legacy {
+        return Ok(());
+    }
+    // Only tally's own: another application's sqlx bookkeeping stays where it is.
+    let ours: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM public._sqlx_migrations WHERE version = $1 AND checksum = $2)",
+    )
+    .bind(first.version)
+    .bind(first.checksum.as_ref())
+    .fetch_one(&mut *conn)
+    .await?;
+    if ours {
         tracing::info!("moving public._sqlx_migrations to the tally schema");
-        sqlx::query("ALTER TABLE public._sqlx_migrations SET SCHEMA tally").execute(&mut *conn).await?;
+        // IF EXISTS: another replica may have moved it a moment ago.
+        sqlx::query("ALTER TABLE IF EXISTS public._sqlx_migrations SET SCHEMA tally").execute(&mut *conn).await?;
     }
     Ok(())
 }

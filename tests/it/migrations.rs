@@ -265,3 +265,22 @@ async fn bookkeeping_left_in_public_by_an_older_tally_is_moved_not_replayed() {
     .unwrap();
     assert_eq!((in_tally, in_public), (true, false));
 }
+
+#[tokio::test]
+async fn another_applications_sqlx_bookkeeping_in_public_is_left_alone() {
+    let db = TestDb::empty().await;
+    sqlx::raw_sql(
+        "CREATE SCHEMA tally;
+         CREATE TABLE public._sqlx_migrations (version bigint PRIMARY KEY, checksum bytea NOT NULL);
+         INSERT INTO public._sqlx_migrations VALUES (1, '\\x00'), (2, '\\x01');",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    tally::db::migrate(&db.pool, &db.url, &config("").database).await.expect("tally's own migrations apply");
+    let theirs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM public._sqlx_migrations").fetch_one(&db.pool).await.unwrap();
+    let ours: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tally._sqlx_migrations").fetch_one(&db.pool).await.unwrap();
+    assert_eq!((theirs, ours as usize), (2, migration_files().len()));
+}
