@@ -27,6 +27,10 @@ pub struct Table {
     pub partition_key: Vec<String>,
     /// `schema.name` of every leaf partition, when this table is partitioned.
     pub leaves: Vec<String>,
+    /// Partitions that are partitioned themselves (multi-level), parents first.
+    pub intermediates: Vec<String>,
+    /// The parent (`schema.name`) of every partition below the first level.
+    pub parents: BTreeMap<String, String>,
     pub indexes: Vec<Index>,
 }
 
@@ -125,19 +129,24 @@ async fn load_table(conn: &mut PgConnection, key: &str) -> Result<Option<Table>,
     .bind(oid)
     .fetch_all(&mut *conn)
     .await?;
-    let leaves: Vec<String> = if partition_key.is_empty() {
+    let tree: Vec<(String, String, bool, i32)> = if partition_key.is_empty() {
         Vec::new()
     } else {
-        sqlx::query_scalar(
-            "SELECT n.nspname || '.' || c.relname
+        sqlx::query_as(
+            "SELECT n.nspname || '.' || c.relname, pn.nspname || '.' || pc.relname, t.isleaf, t.level
              FROM pg_partition_tree($1::int8::oid) t
              JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE t.isleaf ORDER BY c.relname",
+             JOIN pg_class pc ON pc.oid = t.parentrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+             WHERE t.level > 0 ORDER BY t.level, c.relname",
         )
         .bind(oid)
         .fetch_all(&mut *conn)
         .await?
     };
+    let leaves: Vec<String> = tree.iter().filter(|(_, _, leaf, _)| *leaf).map(|(r, ..)| r.clone()).collect();
+    let intermediates: Vec<String> = tree.iter().filter(|(_, _, leaf, _)| !*leaf).map(|(r, ..)| r.clone()).collect();
+    let parents: BTreeMap<String, String> =
+        tree.iter().filter(|(.., level)| *level > 1).map(|(r, p, ..)| (r.clone(), p.clone())).collect();
     type Row = (String, String, Vec<String>, Vec<String>, Option<String>, bool, bool);
     let indexes = sqlx::query_as::<_, Row>(
         "SELECT format('%I.%I', n.nspname, ic.relname), am.amname::text,
@@ -168,5 +177,15 @@ async fn load_table(conn: &mut PgConnection, key: &str) -> Result<Option<Table>,
         unique,
     })
     .collect();
-    Ok(Some(Table { schema: schema.to_string(), name: name.to_string(), rows, root, partition_key, leaves, indexes }))
+    Ok(Some(Table {
+        schema: schema.to_string(),
+        name: name.to_string(),
+        rows,
+        root,
+        partition_key,
+        leaves,
+        intermediates,
+        parents,
+        indexes,
+    }))
 }

@@ -140,19 +140,39 @@ pub fn create_statements(table: &Table, wanted: &Wanted) -> Vec<String> {
             table.sql_name()
         )];
     }
-    let schema = quote_ident(&table.schema);
+    // Each partition's index attaches to its parent's: the parent's `ON ONLY`
+    // index for a partition of a sub-partitioned table, the top one otherwise.
+    let index_of = |relation: &str| -> String {
+        match relation.split_once('.') {
+            Some((schema, name)) if relation != format!("{}.{}", table.schema, table.name) => {
+                format!("{}.{}", quote_ident(schema), quote_ident(&index_name(name, wanted)))
+            }
+            _ => format!("{}.{}", quote_ident(&table.schema), quote_ident(&name)),
+        }
+    };
+    let top = format!("{}.{}", table.schema, table.name);
+    let parent_of = |relation: &str| table.parents.get(relation).cloned().unwrap_or_else(|| top.clone());
     let mut statements =
         vec![format!("CREATE INDEX IF NOT EXISTS {} ON ONLY {}{tail};", quote_ident(&name), table.sql_name())];
+    for middle in &table.intermediates {
+        let (middle_schema, middle_name) = middle.split_once('.').unwrap_or((&table.schema, middle));
+        statements.push(format!(
+            "CREATE INDEX IF NOT EXISTS {} ON ONLY {}.{}{tail};",
+            quote_ident(&index_name(middle_name, wanted)),
+            quote_ident(middle_schema),
+            quote_ident(middle_name)
+        ));
+        statements.push(format!("ALTER INDEX {} ATTACH PARTITION {};", index_of(&parent_of(middle)), index_of(middle)));
+    }
     for leaf in &table.leaves {
         let (leaf_schema, leaf_name) = leaf.split_once('.').unwrap_or((&table.schema, leaf));
-        let leaf_index = quote_ident(&index_name(leaf_name, wanted));
-        let leaf_schema = quote_ident(leaf_schema);
         statements.push(format!(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {leaf_index} ON {leaf_schema}.{}{tail};",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {}.{}{tail};",
+            quote_ident(&index_name(leaf_name, wanted)),
+            quote_ident(leaf_schema),
             quote_ident(leaf_name)
         ));
-        statements
-            .push(format!("ALTER INDEX {schema}.{} ATTACH PARTITION {leaf_schema}.{leaf_index};", quote_ident(&name)));
+        statements.push(format!("ALTER INDEX {} ATTACH PARTITION {};", index_of(&parent_of(leaf)), index_of(leaf)));
     }
     statements
 }

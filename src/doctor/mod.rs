@@ -155,14 +155,19 @@ fn statement_error(error: &sqlx::Error, options: &ExplainOptions) -> Error {
         "42P02" => Error::Usage(format!(
             "{described}; tally explain runs the statement as written: put constants where the parameters are"
         )),
-        "57014" => Error::runtime(
-            "explain",
-            format!(
-                "the statement ran longer than the {} timeout and was cancelled (nothing was kept); raise \
-                 --timeout, or plan it only with --no-analyze",
-                humantime::format_duration(options.timeout)
-            ),
-        ),
+        "57014" => {
+            let limit = match options.settings.iter().find(|(name, _)| name == "statement_timeout") {
+                Some((_, value)) => format!("statement_timeout {value} given with --set"),
+                None => format!("{} timeout (--timeout)", humantime::format_duration(options.timeout)),
+            };
+            Error::runtime(
+                "explain",
+                format!(
+                    "the statement ran longer than the {limit} and was cancelled (nothing was kept); allow more \
+                     time, or plan it only with --no-analyze"
+                ),
+            )
+        }
         // The statement's own errors: syntax, data, constraints, raised exceptions, unsupported features.
         c if ["42", "22", "23", "P0", "0A"].iter().any(|class| c.starts_with(class)) => {
             Error::Usage(format!("the statement failed: {described}"))

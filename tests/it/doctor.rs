@@ -277,7 +277,12 @@ async fn bad_statements_get_clear_errors_and_exit_codes() {
         (vec!["explain", "SELECT * FROM nowhere"], 2, "relation \"nowhere\" does not exist"),
         (vec!["explain", "--set", "work_mem", "SELECT 1"], 2, "--set takes NAME=VALUE"),
         (vec!["explain", "--set", "work_mem=lots", "SELECT 1"], 2, "invalid value for parameter \"work_mem\""),
-        (vec!["explain", "--timeout", "1s", "SELECT pg_sleep(5)"], 1, "ran longer than the 1s timeout"),
+        (vec!["explain", "--timeout", "1s", "SELECT pg_sleep(5)"], 1, "ran longer than the 1s timeout (--timeout)"),
+        (
+            vec!["explain", "--set", "statement_timeout=500ms", "SELECT pg_sleep(5)"],
+            1,
+            "ran longer than the statement_timeout 500ms given with --set",
+        ),
         (vec!["explain"], 2, "tally explain needs a statement"),
         (vec!["explain", ";"], 2, "no statement to explain"),
     ] {
@@ -430,4 +435,36 @@ async fn an_index_no_query_uses_is_reported_unused_with_its_size() {
     assert!(out.stdout.contains("DROP INDEX CONCURRENTLY IF EXISTS marketing.audited_note_idx;"), "{}", out.stdout);
     let via_explain = tally(&["explain", "--audit"]).database(&db.url).output().await;
     assert_eq!(via_explain.stdout, out.stdout);
+}
+
+#[tokio::test]
+async fn a_sub_partitioned_table_gets_an_index_per_level_that_ends_valid() {
+    let db = TestDb::empty().await;
+    sqlx::raw_sql(
+        "CREATE SCHEMA marketing;
+         CREATE TABLE marketing.hits (id bigint, region text, at timestamptz, page text) PARTITION BY LIST (region);
+         CREATE TABLE marketing.hits_eu PARTITION OF marketing.hits FOR VALUES IN ('eu') PARTITION BY RANGE (at);
+         CREATE TABLE marketing.hits_eu_2026 PARTITION OF marketing.hits_eu
+             FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         CREATE TABLE marketing.hits_us PARTITION OF marketing.hits FOR VALUES IN ('us');
+         INSERT INTO marketing.hits
+         SELECT g, (ARRAY['eu', 'us'])[1 + g % 2], '2026-01-01'::timestamptz + g * interval '5 minutes', 'p' || g % 5000
+         FROM generate_series(1, 60000) AS g;
+         ANALYZE marketing.hits;",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let query = "SELECT id FROM marketing.hits WHERE page = 'p42'";
+    let finding = expect(&explain(&db.pool, query, &[]).await, Kind::SeqScan);
+    assert_eq!(finding.relation.as_deref(), Some("marketing.hits"));
+    apply(&db.pool, &finding).await;
+    let valid: bool =
+        sqlx::query_scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = 'marketing.hits_page_idx'::regclass")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(valid, "every level attached: {:?}", finding.sql);
+    let after = explain(&db.pool, query, &[]).await;
+    assert!(find(&after, Kind::SeqScan).is_none(), "{:#?}", after.findings);
 }
