@@ -249,8 +249,10 @@ fn invalid(index: &AuditIndex) -> Finding {
             // The leaf's index goes in the leaf's schema.
             let (leaf_schema, leaf_name) = leaf.split_once('.').unwrap_or(("", leaf.as_str()));
             let index_name = index.index.split_once('.').map_or(index.index.as_str(), |(_, n)| n).trim_matches('"');
-            let leaf_index =
-                super::predicate::quote(&truncate(&format!("{}_{index_name}", leaf_name.trim_matches('"')), 63));
+            let leaf_index = super::predicate::quote(super::index::truncate(
+                &format!("{}_{index_name}", leaf_name.trim_matches('"')),
+                63,
+            ));
             sql.push(format!(
                 "CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {leaf_index} ON {leaf} USING {};",
                 index.using
@@ -332,11 +334,6 @@ fn size(bytes: i64) -> String {
         b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
         b => format!("{} kB", b / 1024),
     }
-}
-
-fn truncate(name: &str, bytes: usize) -> String {
-    let end = (0..=bytes.min(name.len())).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
-    name[..end].to_string()
 }
 
 #[cfg(test)]

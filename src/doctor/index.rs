@@ -201,13 +201,16 @@ pub fn index_name(table: &str, wanted: &Wanted) -> String {
     let suffix = suffix.as_str();
     if name.len() > 63 {
         let keep = 63 - suffix.len() - 1;
-        name = format!("{}_{suffix}", &name[..floor_char_boundary(&name, keep)]);
+        name = format!("{}_{suffix}", truncate(&name, keep));
     }
     name
 }
 
-fn floor_char_boundary(text: &str, at: usize) -> usize {
-    (0..=at.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0)
+/// At most `bytes` bytes of `name`, cut at a character boundary (PostgreSQL
+/// names are at most 63 bytes).
+pub(super) fn truncate(name: &str, bytes: usize) -> &str {
+    let end = (0..=bytes.min(name.len())).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+    &name[..end]
 }
 
 #[cfg(test)]

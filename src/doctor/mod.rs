@@ -10,6 +10,7 @@
 pub mod audit;
 mod catalog;
 mod findings;
+mod fixes;
 mod index;
 mod plan;
 mod predicate;

@@ -14,19 +14,9 @@ use tally::db::EphemeralCluster;
 use tally::refresh::RefreshOutcome;
 
 use crate::aggregates::insert_sample_events;
-use crate::harness::{TestDb, config, http_get, metric, tally, wait_until};
+use crate::harness::{TestDb, config, http_get, tally, wait_until};
 use crate::incremental::assert_matches_scratch;
-use crate::worker::{FAST, start_worker};
-
-async fn metric_of(addr: SocketAddr, series: &str) -> Option<f64> {
-    let body = http_get(addr, "/metrics").await.map(|(_, body)| body).unwrap_or_default();
-    metric(&body, series)
-}
-
-async fn wait_for(addr: SocketAddr, series: &str, at_least: f64, within: Duration) {
-    let reached = wait_until(within, || async { metric_of(addr, series).await.is_some_and(|v| v >= at_least) }).await;
-    assert!(reached, "{series} did not reach {at_least} within {within:?}");
-}
+use crate::worker::{FAST, metric_of, start_worker, wait_for_metric_within};
 
 async fn ready(addr: SocketAddr) -> Option<u16> {
     http_get(addr, "/readyz").await.map(|(status, _)| status)
@@ -46,7 +36,7 @@ async fn postgresql_restarted_under_a_running_worker_is_reconnected_and_refreshe
     let mut cluster = tokio::task::spawn_blocking(EphemeralCluster::start).await.unwrap().unwrap();
     let url = cluster.url();
     let (mut worker, addr) = start_worker(&url, FAST);
-    wait_for(addr, CAMPAIGN_OK, 1.0, Duration::from_secs(60)).await;
+    wait_for_metric_within(addr, CAMPAIGN_OK, 1.0, Duration::from_secs(60)).await;
     assert_eq!(ready(addr).await, Some(200));
 
     // The server goes away (a restart, a failover): not ready, still healthy, no exit.
@@ -84,7 +74,7 @@ async fn a_worker_killed_in_the_middle_of_a_refresh_leaves_the_aggregate_whole_a
         FAST.replace("[aggregates.daily_campaign_metrics]\n", "")
     );
     let (mut worker, addr) = start_worker(&db.url, &toml);
-    wait_for(addr, CAMPAIGN_OK, 1.0, Duration::from_secs(60)).await;
+    wait_for_metric_within(addr, CAMPAIGN_OK, 1.0, Duration::from_secs(60)).await;
     let before: i64 =
         sqlx::query_scalar("SELECT count(*) FROM reporting.daily_campaign_metrics").fetch_one(&db.pool).await.unwrap();
     assert!(before > 0);
@@ -270,7 +260,7 @@ async fn of_two_replicas_one_killed_the_other_keeps_the_aggregates_fresh() {
     let db = TestDb::migrated().await;
     let (mut first, first_addr) = start_worker(&db.url, FAST);
     let (mut second, second_addr) = start_worker(&db.url, FAST);
-    wait_for(first_addr, CAMPAIGN_OK, 1.0, Duration::from_secs(60)).await;
+    wait_for_metric_within(first_addr, CAMPAIGN_OK, 1.0, Duration::from_secs(60)).await;
     assert!(wait_until(Duration::from_secs(30), || async { ready(second_addr).await == Some(200) }).await);
     first.signal(Signal::SIGKILL);
     first.wait(Duration::from_secs(10)).await;

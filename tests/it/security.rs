@@ -8,17 +8,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tally::db::EphemeralCluster;
 
-use crate::harness::{TestDb, free_addr, http_get, metric, tally, wait_until};
+use crate::harness::{TestDb, free_addr, http_get, tally};
+use crate::worker::wait_for_metric_within;
 
-/// Waits (up to a minute) for the worker at `addr` to refresh daily_event_counts once.
-async fn refreshed_once(addr: std::net::SocketAddr) -> bool {
-    wait_until(Duration::from_secs(60), || async {
-        let body = http_get(addr, "/metrics").await.map(|(_, b)| b).unwrap_or_default();
-        metric(&body, "tally_refreshes_total{aggregate=\"daily_event_counts\",outcome=\"success\"}")
-            .is_some_and(|v| v >= 1.0)
-    })
-    .await
-}
+const EVENT_COUNTS_OK: &str = "tally_refreshes_total{aggregate=\"daily_event_counts\",outcome=\"success\"}";
 
 #[tokio::test]
 async fn the_worker_needs_only_connect_and_create_on_its_database() {
@@ -62,8 +55,7 @@ async fn the_worker_needs_only_connect_and_create_on_its_database() {
         .env("TALLY_METRICS_ADDR", &addr.to_string())
         .config_file("[aggregates.daily_event_counts]\nevery = \"1s\"\n")
         .spawn();
-    let refreshed = refreshed_once(addr).await;
-    assert!(refreshed, "{}", worker.log());
+    wait_for_metric_within(addr, EVENT_COUNTS_OK, 1.0, Duration::from_secs(60)).await;
     worker.signal(Signal::SIGTERM);
     assert_eq!(worker.wait(Duration::from_secs(30)).await, Some(0), "{}", worker.log());
     let owner: String =
@@ -177,8 +169,7 @@ async fn the_worker_never_logs_the_password_in_text_or_json_logs() {
                 "[aggregates.daily_event_counts]\nevery = \"1s\"\n[aggregates.daily_lead_funnel]\nenabled = false\n",
             )
             .spawn();
-        let refreshed = refreshed_once(addr).await;
-        assert!(refreshed, "{}", worker.log());
+        wait_for_metric_within(addr, EVENT_COUNTS_OK, 1.0, Duration::from_secs(60)).await;
         let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
         let (_, ready) = http_get(addr, "/readyz").await.unwrap();
         worker.signal(Signal::SIGTERM);

@@ -30,16 +30,23 @@ pub fn start_worker(url: &tally::db::DatabaseUrl, toml: &str) -> (Running, Socke
     (running, addr)
 }
 
-async fn metrics(addr: SocketAddr) -> String {
+pub async fn metrics(addr: SocketAddr) -> String {
     http_get(addr, "/metrics").await.map(|(_, body)| body).unwrap_or_default()
 }
 
+/// The value of `series` on the worker at `addr`, if it serves it.
+pub async fn metric_of(addr: SocketAddr, series: &str) -> Option<f64> {
+    metric(&metrics(addr).await, series)
+}
+
 async fn wait_for_metric(addr: SocketAddr, series: &str, at_least: f64) {
-    let reached = wait_until(Duration::from_secs(30), || async {
-        metric(&metrics(addr).await, series).is_some_and(|v| v >= at_least)
-    })
-    .await;
-    assert!(reached, "{series} did not reach {at_least}:\n{}", metrics(addr).await);
+    wait_for_metric_within(addr, series, at_least, Duration::from_secs(30)).await;
+}
+
+/// Waits until `series` on the worker at `addr` reaches `at_least`.
+pub async fn wait_for_metric_within(addr: SocketAddr, series: &str, at_least: f64, within: Duration) {
+    let reached = wait_until(within, || async { metric_of(addr, series).await.is_some_and(|v| v >= at_least) }).await;
+    assert!(reached, "{series} did not reach {at_least} within {within:?}:\n{}", metrics(addr).await);
 }
 
 fn successes(aggregate: &str) -> String {
