@@ -29,6 +29,15 @@ async fn fast_aggregates_match_scratch(pool: &PgPool) {
 }
 
 const CAMPAIGN_ROWS: &str = "tally_aggregate_rows{aggregate=\"daily_campaign_metrics\"}";
+const EVENT_ROWS: &str = "tally_aggregate_rows{aggregate=\"daily_event_counts\"}";
+
+/// Both FAST aggregates hold the sample events (3 campaign rows, 4 event rows).
+async fn sample_events_refreshed(addr: SocketAddr) -> bool {
+    wait_until(Duration::from_secs(60), || async {
+        metric_of(addr, CAMPAIGN_ROWS).await == Some(3.0) && metric_of(addr, EVENT_ROWS).await == Some(4.0)
+    })
+    .await
+}
 const CAMPAIGN_OK: &str = "tally_refreshes_total{aggregate=\"daily_campaign_metrics\",outcome=\"success\"}";
 
 #[tokio::test]
@@ -51,11 +60,7 @@ async fn postgresql_restarted_under_a_running_worker_is_reconnected_and_refreshe
     // Refreshes resume: rows written after the restart reach the aggregate.
     let pool = PgPool::connect(url.expose()).await.unwrap();
     insert_sample_events(&pool).await;
-    assert!(
-        wait_until(Duration::from_secs(60), || async { metric_of(addr, CAMPAIGN_ROWS).await == Some(3.0) }).await,
-        "{}",
-        worker.log()
-    );
+    assert!(sample_events_refreshed(addr).await, "{}", worker.log());
     fast_aggregates_match_scratch(&pool).await;
     pool.close().await;
     worker.signal(Signal::SIGTERM);
@@ -266,12 +271,7 @@ async fn of_two_replicas_one_killed_the_other_keeps_the_aggregates_fresh() {
     first.wait(Duration::from_secs(10)).await;
 
     insert_sample_events(&db.pool).await;
-    assert!(
-        wait_until(Duration::from_secs(60), || async { metric_of(second_addr, CAMPAIGN_ROWS).await == Some(3.0) })
-            .await,
-        "{}",
-        second.log()
-    );
+    assert!(sample_events_refreshed(second_addr).await, "{}", second.log());
     assert_eq!(ready(second_addr).await, Some(200));
     fast_aggregates_match_scratch(&db.pool).await;
     second.signal(Signal::SIGTERM);
