@@ -38,6 +38,10 @@ pub enum Command {
     Refresh {
         /// Aggregate names; all enabled aggregates when omitted.
         names: Vec<String>,
+        /// When another tally process is refreshing an aggregate, wait this
+        /// long for it to finish, then refresh; exit 1 if it is still busy.
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+        wait: std::time::Duration,
     },
     /// Show freshness and history per aggregate, and partitions per table.
     Status {
@@ -112,7 +116,7 @@ pub enum Command {
         /// Instead of the above: run the worker this long (e.g. 10m) under
         /// continuous ingest and refreshes every 3 s; report its memory,
         /// connections and refresh history.
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
         soak: Option<std::time::Duration>,
         /// Events generated before the soak starts.
         #[arg(long, default_value_t = 200_000)]
@@ -138,7 +142,7 @@ pub enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         settings: Vec<String>,
         /// Cancel the statement after this long (e.g. 30s, 5m).
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = postgres_timeout)]
         timeout: std::time::Duration,
         /// Audit the existing indexes instead (same as `tally doctor`).
         #[arg(long)]
@@ -153,4 +157,14 @@ pub enum Command {
     },
     /// Check the worker's /healthz (for container HEALTHCHECK); exit 0 if healthy.
     Healthcheck,
+}
+
+/// A duration flag (`30s`, `5m`), at most [`crate::config::MAX_DURATION`].
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_bounded(text, crate::config::MAX_DURATION)
+}
+
+/// A duration flag that becomes a PostgreSQL timeout, at most its limit.
+fn postgres_timeout(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_bounded(text, crate::config::MAX_PG_TIMEOUT)
 }

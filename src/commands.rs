@@ -1,19 +1,19 @@
 //! What each command does, given parsed arguments: load the config and the
 //! environment, connect, call into the library, print results on stdout.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::aggregates::{self, Kind};
+use crate::aggregates::{self, Kind, RefreshKind};
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
 use crate::db::{self, DatabaseUrl, Patience};
 use crate::demo::{self, DemoOptions, GenerateOptions};
 use crate::error::Error;
+use crate::http::MetricsAddr;
 use crate::metrics::Metrics;
 use crate::refresh::{RefreshOutcome, Refresher};
 use crate::worker::{self, RunOptions};
@@ -21,14 +21,23 @@ use crate::worker::{self, RunOptions};
 /// The metrics address unless `TALLY_METRICS_ADDR` says otherwise.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9755";
 
-/// Runs one command to completion.
+/// Runs one command to completion: a first SIGTERM/SIGINT asks it to stop
+/// gracefully, a second one drops it where it stands.
 pub async fn execute(cli: Cli) -> Result<(), Error> {
     let shutdown = CancellationToken::new();
-    crate::shutdown::cancel_on_signal(shutdown.clone())
+    let force = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(shutdown.clone(), force.clone())
         .map_err(|e| Error::runtime("installing signal handlers", e.to_string()))?;
+    tokio::select! {
+        result = run_command(cli, shutdown) => result,
+        _ = force.cancelled() => Err(Error::Forced),
+    }
+}
+
+async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error> {
     if let Command::Healthcheck = cli.command {
         let addr = metrics_addr()?;
-        return crate::http::healthcheck(addr).await.map_err(|e| Error::runtime("healthcheck", e));
+        return crate::http::healthcheck(&addr).await.map_err(|e| Error::runtime("healthcheck", e));
     }
     let config = Arc::new(Config::load(cli.config.as_deref())?);
     match cli.command {
@@ -78,12 +87,12 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
         }
         Command::Migrate => {
             let url = required_url()?;
-            let pool = connect(&config, &url, &shutdown).await?;
+            let pool = connect_one(&config, &url, &shutdown).await?;
             db::migrate(&pool, &url, &config.database).await?;
             Ok(())
         }
         Command::Partitions { dry_run } => partitions(&config, dry_run, &shutdown).await,
-        Command::Refresh { names } => refresh(config, &names, shutdown).await,
+        Command::Refresh { names, wait } => refresh(config, &names, wait, shutdown).await,
         Command::Status { json } => status(&config, json, &shutdown).await,
         Command::Explain { sql, file, no_analyze, json, settings, timeout, audit } => {
             if audit {
@@ -153,7 +162,12 @@ async fn partitions(config: &Config, dry_run: bool, shutdown: &CancellationToken
     }
 }
 
-async fn refresh(config: Arc<Config>, names: &[String], shutdown: CancellationToken) -> Result<(), Error> {
+async fn refresh(
+    config: Arc<Config>,
+    names: &[String],
+    wait: std::time::Duration,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let selected = if names.is_empty() {
         // Enabled rollups, then the views over them.
         aggregates::REGISTRY
@@ -180,9 +194,10 @@ async fn refresh(config: Arc<Config>, names: &[String], shutdown: CancellationTo
         }
         selected
     };
-    let pool = connect(&config, &required_url()?, &shutdown).await?;
+    let pool = connect_one(&config, &required_url()?, &shutdown).await?;
     let modes: Vec<(&str, &str)> = selected.iter().map(|a| (a.name, "concurrently")).collect();
-    let refresher = Refresher::new(pool, config.clone(), Arc::new(Metrics::new(&modes)), shutdown);
+    let refresher =
+        Refresher::new(pool, config.clone(), Arc::new(Metrics::new(&modes)), shutdown).waiting_for_locks(wait);
     let mut failures = Vec::new();
     for aggregate in selected {
         let Some(report) = refresher.refresh(aggregate).await else {
@@ -195,17 +210,31 @@ async fn refresh(config: Arc<Config>, names: &[String], shutdown: CancellationTo
             RefreshOutcome::Success => println!(
                 "{}: refreshed ({}{}, {} rows, {seconds:.2}s)",
                 aggregate.name,
-                report.kind.map_or("-", |k| k.as_str()),
+                // "refreshed (refreshed" says nothing: name the mode instead.
+                match report.kind {
+                    Some(RefreshKind::Refreshed) | None => report.mode,
+                    Some(kind) => kind.as_str(),
+                },
                 report.days.map_or(String::new(), |d| format!(", {d} days")),
                 report.rows.unwrap_or(0)
             ),
-            RefreshOutcome::LockedElsewhere => {
-                println!("{}: skipped, another tally process is refreshing it", aggregate.name)
+            RefreshOutcome::LockedElsewhere | RefreshOutcome::SkippedRunning => {
+                let holder = report.holder.as_deref().unwrap_or("a session that has since ended");
+                println!(
+                    "{}: not refreshed: another tally process was still refreshing it after --wait {} ({holder})",
+                    aggregate.name,
+                    humantime::format_duration(wait)
+                );
+                failures.push(format!(
+                    "{}: another tally process held its refresh lock for the whole --wait {} ({holder}); \
+                     run again when it is done, with a longer --wait, or see `tally status`",
+                    aggregate.name,
+                    humantime::format_duration(wait)
+                ));
             }
-            RefreshOutcome::SkippedRunning => println!("{}: skipped, already refreshing", aggregate.name),
             RefreshOutcome::Failure => {
                 let error = report.error.unwrap_or_default();
-                println!("{}: failed after {} attempts: {error}", aggregate.name, report.attempts);
+                println!("{}: failed after {}: {error}", aggregate.name, db::plural(report.attempts, "attempt"));
                 failures.push(format!("{}: {error}", aggregate.name));
             }
         }
@@ -253,7 +282,7 @@ async fn ingest(
 }
 
 async fn status(config: &Config, json: bool, shutdown: &CancellationToken) -> Result<(), Error> {
-    let pool = connect(config, &required_url()?, shutdown).await?;
+    let pool = connect_one(config, &required_url()?, shutdown).await?;
     let status = crate::status::collect(&pool, config, Utc::now())
         .await
         .map_err(|e| Error::database("reading status (has `tally migrate` run?)", &e))?;
@@ -271,6 +300,15 @@ async fn connect(config: &Config, url: &DatabaseUrl, shutdown: &CancellationToke
     Ok(db::connect(url, &config.database, Patience::For(config.database.connect_timeout.0), shutdown).await?)
 }
 
+/// A pool of one session, for commands that do one thing after another
+/// (`refresh`, `status`, `migrate`): a connection handed back is reused by
+/// the next query instead of a second one being opened while the first is
+/// still on its way back to the pool.
+async fn connect_one(config: &Config, url: &DatabaseUrl, shutdown: &CancellationToken) -> Result<sqlx::PgPool, Error> {
+    let database = crate::config::DatabaseConfig { max_connections: 1, ..config.database.clone() };
+    Ok(db::connect(url, &database, Patience::For(config.database.connect_timeout.0), shutdown).await?)
+}
+
 fn required_url() -> Result<DatabaseUrl, Error> {
     DatabaseUrl::from_env()?.ok_or_else(|| {
         Error::Usage(
@@ -281,24 +319,13 @@ fn required_url() -> Result<DatabaseUrl, Error> {
     })
 }
 
-fn metrics_addr() -> Result<SocketAddr, Error> {
+fn metrics_addr() -> Result<MetricsAddr, Error> {
     let text = std::env::var("TALLY_METRICS_ADDR").unwrap_or_else(|_| DEFAULT_METRICS_ADDR.to_string());
-    text.parse().map_err(|_| {
-        Error::Config(ConfigError::Env {
-            name: "TALLY_METRICS_ADDR",
-            reason: format!("`{text}` is not an address; write HOST:PORT, e.g. 127.0.0.1:9755"),
-        })
-    })
+    MetricsAddr::parse(&text).map_err(|reason| Error::Config(ConfigError::Env { name: "TALLY_METRICS_ADDR", reason }))
 }
 
 /// Loads `.env` from the working directory (not its parents); variables
-/// already in the environment win.
-pub fn load_dotenv() -> Result<(), Error> {
-    let path = Path::new(".env");
-    if !path.is_file() {
-        return Ok(());
-    }
-    dotenvy::from_path(path).map_err(|e| {
-        Error::Config(ConfigError::Env { name: "DATABASE_URL", reason: format!("could not read .env: {e}") })
-    })
+/// already in the environment win. Returns warnings to log once logging is up.
+pub fn load_dotenv() -> Result<Vec<String>, Error> {
+    Ok(crate::config::dotenv::load(Path::new(".env"))?)
 }

@@ -21,6 +21,12 @@ pub enum Error {
     Cluster(#[from] ClusterError),
     #[error("{context}: {reason}")]
     Runtime { context: String, reason: String },
+    /// A second SIGTERM/SIGINT cut the graceful stop short.
+    #[error(
+        "stopped at once by a second signal: running work was abandoned and its transactions roll back; \
+         aggregates keep their last good contents"
+    )]
+    Forced,
 }
 
 impl Error {
@@ -39,6 +45,8 @@ impl Error {
         match self {
             Error::Config(_) | Error::Url(_) | Error::Usage(_) => 2,
             Error::Database(_) | Error::Cluster(_) | Error::Runtime { .. } => 1,
+            // 128 + SIGINT, as shells report an interrupted command.
+            Error::Forced => 130,
         }
     }
 }

@@ -21,7 +21,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = dotenv.and_then(|()| runtime.block_on(tally::commands::execute(cli)));
+    let result = dotenv.and_then(|warnings| {
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        runtime.block_on(tally::commands::execute(cli))
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -3,7 +3,7 @@
 //! follow `tally_<noun>_<unit>`; labels never carry campaign, source or user
 //! values, so cardinality is bounded by the number of aggregates and tables.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -37,6 +37,9 @@ pub struct Metrics {
     fresh_as_of: Mutex<HashMap<String, DateTime<Utc>>>,
     /// The ingest totals last read from `tally.ingest_runs` (loaded, duplicate, rejected).
     ingest_seen: Mutex<[i64; 3]>,
+    /// Aggregates and tables whose gauges hold a real reading, so that
+    /// filling in missing series never overwrites one.
+    recorded: Mutex<HashSet<String>>,
 }
 
 /// The outcomes `tally_refreshes_total` counts.
@@ -141,6 +144,7 @@ impl Metrics {
             ),
             fresh_as_of: Mutex::new(HashMap::new()),
             ingest_seen: Mutex::new([0; 3]),
+            recorded: Mutex::new(HashSet::new()),
             registry,
         };
         let build_info = register(
@@ -172,6 +176,7 @@ impl Metrics {
 
     /// Records a successful refresh that started at `started` and finished at `finished`.
     pub fn record_success(&self, aggregate: &str, started: DateTime<Utc>, finished: DateTime<Utc>, rows: i64) {
+        self.mark_recorded(aggregate);
         self.refresh_last_success_timestamp_seconds
             .with_label_values(&[aggregate])
             .set(finished.timestamp_millis() as f64 / 1000.0);
@@ -179,6 +184,38 @@ impl Metrics {
         let mut fresh = self.fresh_as_of.lock().unwrap_or_else(|p| p.into_inner());
         let entry = fresh.entry(aggregate.to_string()).or_insert(started);
         *entry = (*entry).max(started);
+    }
+
+    /// Gives an aggregate that never had a successful refresh its last-success
+    /// (0, "never") and rows (0) series, so they exist from the worker's
+    /// first ready scrape; a real reading is never overwritten.
+    pub fn ensure_aggregate_series(&self, aggregate: &str) {
+        if self.mark_recorded(aggregate) {
+            self.refresh_last_success_timestamp_seconds.with_label_values(&[aggregate]).set(0.0);
+            self.aggregate_rows.with_label_values(&[aggregate]).set(0);
+        }
+    }
+
+    /// Records a reading of a partitioned table.
+    pub fn record_partitions(&self, table: &str, partitions: i64, future_months: i64, default_rows: i64) {
+        self.mark_recorded(table);
+        self.partitions.with_label_values(&[table]).set(partitions);
+        self.partition_future_months.with_label_values(&[table]).set(future_months);
+        self.default_partition_rows.with_label_values(&[table]).set(default_rows);
+    }
+
+    /// Gives a table that could not be read its partition series, at 0 (no
+    /// partition tally can see: the alerts on them fire, as they should);
+    /// a real reading is never overwritten.
+    pub fn ensure_partition_series(&self, table: &str) {
+        if self.mark_recorded(table) {
+            self.record_partitions(table, 0, 0, 0);
+        }
+    }
+
+    /// Marks `name` as having a real reading; `true` if it had none before.
+    fn mark_recorded(&self, name: &str) -> bool {
+        self.recorded.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string())
     }
 
     /// Advances `tally_ingest_rows_total` to the totals of all ingest runs
@@ -214,8 +251,25 @@ impl Metrics {
         if let Err(e) = TextEncoder::new().encode(&families, &mut buffer) {
             tracing::error!(error = %e, "could not encode metrics");
         }
-        String::from_utf8_lossy(&buffer).into_owned()
+        exposition_infinities(&String::from_utf8_lossy(&buffer))
     }
+}
+
+/// The text format spells infinite values `+Inf` and `-Inf`; the encoder
+/// writes Rust's `inf`, which Prometheus happens to parse but other readers
+/// (and people comparing with the docs) do not.
+fn exposition_infinities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let fixed = match line.rsplit_once(' ') {
+            Some((series, "inf")) if !line.starts_with('#') => format!("{series} +Inf"),
+            Some((series, "-inf")) if !line.starts_with('#') => format!("{series} -Inf"),
+            _ => line.to_string(),
+        };
+        out.push_str(&fixed);
+        out.push('\n');
+    }
+    out
 }
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(
@@ -239,7 +293,7 @@ mod tests {
         let metrics = Metrics::new(&[("daily_event_counts", "concurrently")]);
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
         let text = metrics.render(now);
-        // Prometheus parses the value with Go's ParseFloat, which reads "inf" as +Inf.
+        assert!(text.contains("tally_aggregate_staleness_seconds{aggregate=\"daily_event_counts\"} +Inf\n"), "{text}");
         let value = sample(&text, "tally_aggregate_staleness_seconds{aggregate=\"daily_event_counts\"}");
         assert!(value.is_infinite() && value > 0.0, "{text}");
         assert!(text.contains("tally_refreshes_total{aggregate=\"daily_event_counts\",outcome=\"skipped_running\"} 0"));

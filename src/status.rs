@@ -48,6 +48,8 @@ pub struct TableStatus {
     pub partitions: usize,
     pub first_month: Option<String>,
     pub last_month: Option<String>,
+    /// The months covered, as runs of consecutive months (`"2026-11 .. 2027-02"`).
+    pub month_ranges: Vec<String>,
     pub future_months: usize,
     pub default_partition_rows: i64,
     /// Why the table could not be read (missing, not range-partitioned).
@@ -117,6 +119,7 @@ pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Resu
                 partitions: state.months.len(),
                 first_month: state.months.first().map(|m| m.to_string()),
                 last_month: state.months.last().map(|m| m.to_string()),
+                month_ranges: partitions::month_ranges(&state.months),
                 future_months: state.future_months(today),
                 default_partition_rows: state.default_row_count(),
                 error: None,
@@ -126,6 +129,7 @@ pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Resu
                 partitions: 0,
                 first_month: None,
                 last_month: None,
+                month_ranges: Vec::new(),
                 future_months: 0,
                 default_partition_rows: 0,
                 error: Some(e.reason),
@@ -169,14 +173,13 @@ pub fn render_text(status: &Status) -> String {
             out.push_str(&format!("  {}: {error}\n", t.table));
             continue;
         }
+        let covered = match t.month_ranges.is_empty() {
+            true => "-".to_string(),
+            false => t.month_ranges.join(", "),
+        };
         out.push_str(&format!(
-            "  {}: {} monthly partitions ({} .. {}), {} future months, {} rows in the default partition\n",
-            t.table,
-            t.partitions,
-            t.first_month.as_deref().unwrap_or("-"),
-            t.last_month.as_deref().unwrap_or("-"),
-            t.future_months,
-            t.default_partition_rows
+            "  {}: {} monthly partitions ({covered}), {} future months, {} rows in the default partition\n",
+            t.table, t.partitions, t.future_months, t.default_partition_rows
         ));
     }
     out
@@ -212,7 +215,9 @@ fn when(at: Option<DateTime<Utc>>) -> String {
 }
 
 fn seconds(value: f64) -> String {
-    if value >= 3600.0 {
+    if value.is_infinite() {
+        "+Inf".to_string()
+    } else if value >= 3600.0 {
         format!("{:.1}h", value / 3600.0)
     } else if value >= 60.0 {
         format!("{:.1}m", value / 60.0)

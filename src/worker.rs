@@ -3,8 +3,7 @@
 //! refreshes what is due, then lets the scheduler run until SIGTERM/SIGINT,
 //! and shuts down gracefully.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,7 +14,7 @@ use crate::aggregates;
 use crate::config::Config;
 use crate::db::{self, DatabaseUrl, DbError, Patience};
 use crate::error::Error;
-use crate::http::{self, AppState, Health};
+use crate::http::{self, AppState, Health, MetricsAddr, Readiness};
 use crate::metrics::Metrics;
 use crate::refresh::{Refresher, history};
 use crate::scheduler::{self, Jobs};
@@ -24,7 +23,7 @@ use crate::scheduler::{self, Jobs};
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub migrate: bool,
-    pub metrics_addr: SocketAddr,
+    pub metrics_addr: MetricsAddr,
 }
 
 /// Runs the worker until `shutdown` is cancelled. Returns `Ok` after a
@@ -48,16 +47,17 @@ pub async fn run(
         }
     }
     let health = Arc::new(Health::default());
-    let pool_slot = Arc::new(OnceLock::new());
-    let state = AppState { metrics: metrics.clone(), health: health.clone(), pool: pool_slot.clone() };
-    let server = http::serve(options.metrics_addr, state, shutdown.clone()).await.map_err(|e| {
+    let readiness = Arc::new(Readiness::default());
+    let state = AppState { metrics: metrics.clone(), health: health.clone(), readiness: readiness.clone() };
+    let server = http::serve(&options.metrics_addr, state, shutdown.clone()).await.map_err(|e| {
         Error::runtime(
             format!("serving metrics on {}", options.metrics_addr),
             format!("{e}; set TALLY_METRICS_ADDR to a free address"),
         )
     })?;
 
-    let pool = match db::connect(url, &config.database, Patience::Forever, &shutdown).await {
+    let on_failure = |reason: &str| readiness.connect_failed(reason);
+    let pool = match db::connect_reporting(url, &config.database, Patience::Forever, &shutdown, &on_failure).await {
         Ok(pool) => pool,
         Err(DbError::Interrupted { .. }) => {
             let _ = server.await;
@@ -65,33 +65,10 @@ pub async fn run(
         }
         Err(e) => return Err(e.into()),
     };
-    let _ = pool_slot.set(pool.clone());
-    if options.migrate {
-        db::migrate(&pool, url, &config.database).await?;
-    }
-    let today = Utc::now().date_naive();
-    warn_about_retention(&config);
-    // Install, update or remove the invalidation triggers of incremental mode.
-    if let Err(e) = crate::aggregates::triggers::ensure(&pool, &config).await {
-        tracing::error!(error = %db::describe(&e), "could not set up the invalidation triggers; incremental refreshes will retry");
-    }
-    // Failures are logged per action and retried on the maintenance schedule.
-    crate::partitions::maintain(&pool, &config, today, false, Some(&metrics), &shutdown).await;
-
-    match history::prune(&pool, config.refresh.history_days).await {
-        Ok(pruned) if pruned > 0 => tracing::info!(pruned, "pruned refresh history"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %db::describe(&e), "could not prune refresh history"),
-    }
-    let tracker = TaskTracker::new();
     let refresher = Arc::new(Refresher::new(pool.clone(), config.clone(), metrics.clone(), shutdown.clone()));
-    if let Err(e) = refresher.restore_freshness().await {
-        tracing::warn!(error = %db::describe(&e), "could not read refresh history; freshness starts unknown");
-    }
-    if crate::aggregates::triggers::any_incremental(&config) {
-        refresher.update_backlog().await;
-    }
-    crate::ingest::export_totals(&pool, &metrics).await;
+    start_up(&pool, url, &config, &options, &refresher, &metrics, &readiness, &shutdown).await?;
+
+    let tracker = TaskTracker::new();
     let jobs = Jobs {
         refresher: refresher.clone(),
         pool: pool.clone(),
@@ -104,6 +81,7 @@ pub async fn run(
     refresh_due(&jobs).await;
     let mut scheduler =
         scheduler::start(jobs).await.map_err(|e| Error::runtime("starting the scheduler", e.to_string()))?;
+    readiness.ready(pool.clone());
     tracing::info!("worker running");
 
     shutdown.cancelled().await;
@@ -113,6 +91,19 @@ pub async fn run(
     }
     tracker.close();
     let grace = config.refresh.shutdown_grace.0;
+    let refreshing = refresher.running_refreshes();
+    if !tracker.is_empty() {
+        tracing::info!(
+            refreshes = refreshing,
+            grace = %humantime::format_duration(grace),
+            "waiting for {} to finish (press Ctrl-C again to stop at once)",
+            match refreshing {
+                0 => "running maintenance".to_string(),
+                1 => "1 running refresh".to_string(),
+                n => format!("{n} running refreshes"),
+            }
+        );
+    }
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         // Cancel whatever runs, again each second: a refresh between retries
         // or just past its lock wait may start a new statement.
@@ -131,6 +122,57 @@ pub async fn run(
     pool.close().await;
     let _ = server.await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The start-up sequence, each step shown on `/readyz` while it runs:
+/// migrations, invalidation triggers, partitions, history pruning, and the
+/// metrics read back (freshness from history, the incremental backlog, the
+/// ingest totals), so that the first ready scrape has every series.
+#[allow(clippy::too_many_arguments)]
+async fn start_up(
+    pool: &sqlx::PgPool,
+    url: &DatabaseUrl,
+    config: &Config,
+    options: &RunOptions,
+    refresher: &Refresher,
+    metrics: &Metrics,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
+    if options.migrate {
+        readiness.starting("applying migrations");
+        db::migrate(pool, url, &config.database).await?;
+    }
+    warn_about_retention(config);
+    readiness.starting("maintaining partitions");
+    // Install, update or remove the invalidation triggers of incremental mode.
+    if let Err(e) = crate::aggregates::triggers::ensure(pool, config).await {
+        tracing::error!(error = %db::describe(&e), "could not set up the invalidation triggers; incremental refreshes will retry");
+    }
+    // Failures are logged per action and retried on the maintenance schedule.
+    crate::partitions::maintain(pool, config, Utc::now().date_naive(), false, Some(metrics), shutdown).await;
+    for table in crate::partitions::managed_tables(config) {
+        metrics.ensure_partition_series(&table.label());
+    }
+    match history::prune(pool, config.refresh.history_days).await {
+        Ok(pruned) if pruned > 0 => tracing::info!(pruned, "pruned refresh history"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %db::describe(&e), "could not prune refresh history"),
+    }
+    readiness.starting("reading freshness back from the refresh history");
+    if let Err(e) = refresher.restore_freshness().await {
+        tracing::warn!(error = %db::describe(&e), "could not read refresh history; freshness starts unknown");
+    }
+    for aggregate in aggregates::REGISTRY {
+        if config.aggregate(aggregate.name).is_some_and(|s| s.enabled) {
+            metrics.ensure_aggregate_series(aggregate.name);
+        }
+    }
+    if crate::aggregates::triggers::any_incremental(config) {
+        refresher.update_backlog().await;
+    }
+    crate::ingest::export_totals(pool, metrics).await;
     Ok(())
 }
 

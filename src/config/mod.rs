@@ -5,6 +5,7 @@
 //! file, the key and the reason (exit code 2), never a silently ignored
 //! setting. The doc comment on each field is what users read in the README.
 
+pub mod dotenv;
 mod validate;
 mod values;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use values::{HumanDuration, Schedule, Timezone};
+pub use values::{HumanDuration, Limit, MAX_DURATION, MAX_PG_TIMEOUT, Schedule, Timezone, parse_bounded};
 
 /// A configuration problem: which file, which key, and what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,9 @@ pub enum ConfigError {
     Invalid { origin: String, key: String, reason: String },
     #[error("environment variable {name}: {reason}")]
     Env { name: &'static str, reason: String },
+    /// `.env` in the working directory; the reason names the file and line.
+    #[error("{0}")]
+    DotEnv(String),
 }
 
 /// The configuration file as written: every key optional, unknown keys rejected.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::values::{MAX_DURATION, check_pg_timeout};
 use super::{AggregateConfig, AggregateSettings, Config, ConfigError, ConfigFile, DEFAULT_REFRESH_INTERVAL, Schedule};
 use crate::aggregates::{self, Kind};
 
@@ -56,6 +57,19 @@ impl ConfigFile {
             if self.partitions.extra_tables[..index].contains(table) {
                 return Err(invalid(&key, format!("`{table}` is listed twice")));
             }
+        }
+        let durations = [
+            ("database.statement_timeout", self.database.statement_timeout.0, true),
+            ("database.lock_timeout", self.database.lock_timeout.0, true),
+            ("database.connect_timeout", self.database.connect_timeout.0, false),
+            ("refresh.shutdown_grace", self.refresh.shutdown_grace.0, false),
+        ];
+        for (key, value, postgres) in durations {
+            let checked = match postgres {
+                true => check_pg_timeout(value),
+                false => MAX_DURATION.check(value, &humantime::format_duration(value).to_string()),
+            };
+            checked.map_err(|reason| invalid(key, reason))?;
         }
         let maintenance_schedule = Schedule::cron(&self.partitions.maintenance_schedule)
             .map_err(|reason| invalid("partitions.maintenance_schedule", reason))?;

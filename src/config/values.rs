@@ -15,6 +15,51 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
+/// The longest duration tally accepts for any setting: anything longer is a
+/// typo, and past a few hundred million years the scheduler's clock
+/// arithmetic overflows. Rarer runs are written as a cron `schedule`.
+pub const MAX_DURATION: Limit = Limit { max: Duration::from_secs(366 * 86_400), text: "366 days" };
+
+/// PostgreSQL's limit for `statement_timeout` and `lock_timeout`
+/// (`INT_MAX` milliseconds); a larger value would make every `SET` fail.
+pub const MAX_PG_TIMEOUT: Limit =
+    Limit { max: Duration::from_millis(i32::MAX as u64), text: "24 days (2147483647 ms, PostgreSQL's limit)" };
+
+/// An upper bound for a duration, with the words that name it in errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub max: Duration,
+    pub text: &'static str,
+}
+
+impl Limit {
+    /// `Ok` when `value` is within the limit; otherwise a reason naming it.
+    pub fn check(&self, value: Duration, written: &str) -> Result<Duration, String> {
+        if value > self.max {
+            return Err(format!("`{written}` is longer than the limit of {}", self.text));
+        }
+        Ok(value)
+    }
+}
+
+/// Parses a duration given on the command line and bounds it by `limit`.
+pub fn parse_bounded(text: &str, limit: Limit) -> Result<Duration, String> {
+    let parsed: HumanDuration = text.parse()?;
+    limit.check(parsed.0, text.trim())
+}
+
+/// A timeout handed to PostgreSQL as milliseconds: at most its limit, and
+/// either 0 (PostgreSQL's "no limit") or at least 1 ms, since a shorter one
+/// would round to 0 and silently mean "no limit".
+pub fn check_pg_timeout(value: Duration) -> Result<Duration, String> {
+    let written = humantime::format_duration(value).to_string();
+    MAX_PG_TIMEOUT.check(value, &written)?;
+    if !value.is_zero() && value < Duration::from_millis(1) {
+        return Err(format!("`{written}` is shorter than PostgreSQL's 1 ms resolution; write \"0s\" for no limit"));
+    }
+    Ok(value)
+}
+
 impl FromStr for HumanDuration {
     type Err = String;
 
@@ -102,11 +147,14 @@ impl Schedule {
         })
     }
 
-    /// A fixed interval; it must be at least one second.
+    /// A fixed interval: at least one second, at most [`MAX_DURATION`].
     pub fn every(interval: HumanDuration) -> Result<Self, String> {
         if interval.0 < Duration::from_secs(1) {
             return Err(format!("`{interval}` is too short; the shortest interval is 1s"));
         }
+        MAX_DURATION
+            .check(interval.0, &interval.to_string())
+            .map_err(|reason| format!("{reason}; write a cron `schedule` for rarer refreshes"))?;
         Ok(Schedule::Every(interval.0))
     }
 
@@ -176,6 +224,24 @@ mod tests {
         assert_eq!("2m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(120));
         let err = "5 parsecs".parse::<HumanDuration>().unwrap_err();
         assert!(err.contains("`5 parsecs` is not a duration"), "{err}");
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let huge = "300000000 years".parse::<HumanDuration>().unwrap();
+        let err = Schedule::every(huge).unwrap_err();
+        assert!(err.contains("longer than the limit of 366 days"), "{err}");
+        let max_u64 = "18446744073709551615s".parse::<HumanDuration>().unwrap();
+        assert!(Schedule::every(max_u64).is_err());
+        assert!(Schedule::every("366d".parse().unwrap()).is_ok());
+        assert!(check_pg_timeout(Duration::from_millis(i32::MAX as u64)).is_ok());
+        let err = check_pg_timeout(Duration::from_secs(25 * 86_400)).unwrap_err();
+        assert!(err.contains("PostgreSQL's limit"), "{err}");
+        assert!(check_pg_timeout(Duration::ZERO).is_ok());
+        assert!(check_pg_timeout(Duration::from_micros(500)).unwrap_err().contains("1 ms"));
+        assert!(parse_bounded("2h", MAX_DURATION).is_ok());
+        assert!(parse_bounded("300000000 years", MAX_DURATION).unwrap_err().contains("366 days"));
+        assert!(parse_bounded("soon", MAX_DURATION).unwrap_err().contains("not a duration"));
     }
 
     #[test]

@@ -4,8 +4,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+use percent_encoding::percent_decode_str;
 use sqlx::postgres::PgConnectOptions;
 use url::Url;
+
+use super::conninfo;
 
 /// A PostgreSQL connection URL (`postgres://user:password@host:port/db`).
 #[derive(Clone, PartialEq, Eq)]
@@ -16,7 +19,10 @@ pub struct DatabaseUrl {
 
 /// Why a `DATABASE_URL` could not be used. Never contains the password.
 #[derive(Debug, thiserror::Error)]
-#[error("DATABASE_URL `{redacted}` is not usable: {reason}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+#[error(
+    "DATABASE_URL `{redacted}` is not usable: {reason}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE \
+     or as libpq keyword/value pairs (host=HOST port=PORT user=USER password=PASSWORD dbname=DATABASE)"
+)]
 pub struct UrlError {
     redacted: String,
     reason: String,
@@ -53,12 +59,40 @@ impl DatabaseUrl {
     /// sqlx connect options, with `application_name = tally` so DBAs can tell
     /// tally's sessions apart in `pg_stat_activity`.
     pub fn connect_options(&self) -> Result<PgConnectOptions, UrlError> {
-        self.url.as_str().parse::<PgConnectOptions>().map(|options| options.application_name("tally")).map_err(|e| {
-            UrlError {
-                redacted: self.redacted.clone(),
-                reason: e.to_string().replace(self.url.as_str(), &self.redacted),
+        self.url
+            .as_str()
+            .parse::<PgConnectOptions>()
+            .map(|options| options.application_name("tally"))
+            .map_err(|e| UrlError { redacted: self.redacted.clone(), reason: self.scrub(&super::describe(&e)) })
+    }
+
+    /// `text` with this URL's password (as written and decoded) and the
+    /// whole URL replaced by their redacted forms: a last guard for error
+    /// text that a library may have built from the URL.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut text = text.replace(self.url.as_str(), &self.redacted);
+        for secret in self.secrets() {
+            // A very short password would blank out ordinary words; it is not
+            // quoted by any message tally or the driver writes either.
+            if secret.len() >= 3 {
+                text = text.replace(&secret, "***");
             }
-        })
+        }
+        text
+    }
+
+    /// The password as it appears in the URL and decoded, and a `password`
+    /// query parameter's value.
+    fn secrets(&self) -> Vec<String> {
+        let mut secrets = Vec::new();
+        if let Some(password) = self.url.password() {
+            secrets.push(password.to_string());
+            if let Ok(decoded) = percent_decode_str(password).decode_utf8() {
+                secrets.push(decoded.into_owned());
+            }
+        }
+        secrets.extend(self.url.query_pairs().filter(|(k, _)| k == "password").map(|(_, v)| v.into_owned()));
+        secrets
     }
 
     fn from_parsed(url: Url) -> DatabaseUrl {
@@ -67,6 +101,16 @@ impl DatabaseUrl {
             // set_password only fails for URLs that cannot have one, and this one has one.
             let _ = shown.set_password(Some("***"));
         }
+        if shown.query_pairs().any(|(k, _)| k == "password") {
+            let pairs: Vec<(String, String)> = shown
+                .query_pairs()
+                .map(|(k, v)| {
+                    let hidden = if k == "password" { "***".to_string() } else { v.into_owned() };
+                    (k.into_owned(), hidden)
+                })
+                .collect();
+            shown.query_pairs_mut().clear().extend_pairs(pairs);
+        }
         DatabaseUrl { redacted: shown.to_string(), url }
     }
 }
@@ -74,14 +118,27 @@ impl DatabaseUrl {
 impl FromStr for DatabaseUrl {
     type Err = UrlError;
 
+    /// A `postgres://` (or `postgresql://`) URL, or libpq keyword/value pairs.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let url = Url::parse(text).map_err(|e| UrlError { redacted: redact_unparsed(text), reason: e.to_string() })?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") {
-            return Err(UrlError {
-                redacted: redact_unparsed(text),
-                reason: format!("the scheme is `{}`, not postgres", url.scheme()),
-            });
-        }
+        let text = text.trim();
+        let unusable = |reason: String| UrlError { redacted: redact_unparsed(text), reason };
+        let url = if conninfo::looks_like_conninfo(text) {
+            let (url, ignored) = conninfo::to_url(text)
+                .map_err(|reason| UrlError { redacted: conninfo::keywords_only(text), reason })?;
+            for keyword in ignored {
+                tracing::warn!(keyword, "DATABASE_URL: this libpq keyword has no effect in tally; ignored");
+            }
+            url
+        } else {
+            let url = Url::parse(text).map_err(|e| unusable(e.to_string()))?;
+            if !matches!(url.scheme(), "postgres" | "postgresql") {
+                return Err(unusable(format!("the scheme is `{}`, not postgres", url.scheme())));
+            }
+            if !text.contains("://") {
+                return Err(unusable("`//` is missing after `postgres:`".to_string()));
+            }
+            url
+        };
         let parsed = DatabaseUrl::from_parsed(url);
         parsed.connect_options()?;
         Ok(parsed)
@@ -100,13 +157,24 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// Best-effort redaction of a string that did not parse as a URL: hide
-/// everything between `://` and the last `@`.
+/// Redaction of a string that could not be parsed, so nothing in it can be
+/// trusted to be where a URL keeps its password: everything before the last
+/// `@` (after a `scheme://`) is hidden, and so is every `password=` value.
 fn redact_unparsed(text: &str) -> String {
-    match (text.find("://"), text.rfind('@')) {
-        (Some(start), Some(at)) if at > start + 3 => format!("{}***{}", &text[..start + 3], &text[at..]),
-        _ => text.to_string(),
+    let mut shown = match text.rfind('@') {
+        Some(at) => {
+            let keep = text.find("://").map_or(0, |i| i + 3).min(at);
+            format!("{}***{}", &text[..keep], &text[at..])
+        }
+        None => text.to_string(),
+    };
+    let lower = shown.to_ascii_lowercase();
+    if let Some(start) = lower.find("password") {
+        // From the keyword on, nothing is shown: the value may be quoted,
+        // contain spaces, or run to the end.
+        shown = format!("{}password=***", &shown[..start]);
     }
+    shown
 }
 
 #[cfg(test)]
@@ -136,5 +204,51 @@ mod tests {
         assert!(err.contains("postgres://USER:PASSWORD@HOST:PORT/DATABASE"), "{err}");
         let err = "postgres://u:hunter2@host:notaport/db".parse::<DatabaseUrl>().unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn no_form_of_a_bad_value_shows_the_password() {
+        for text in [
+            "postgres//u:hunter2@host/db",
+            "u:hunter2@host/db",
+            "postgres:u:hunter2@host/db",
+            "postgres://u:hunter2@host/db?sslmode=bogus",
+            "postgres://u:hunter2@host/db?statement-cache-capacity=x",
+            "postgres://u:p@ss:hunter2@host:99999/db",
+            "host=h password=hunter2 dbname=x port=notaport",
+            "host=h password='hunter2 dbname=x",
+            "host=h dbname=x hunter2",
+            "//u:hunter2@host/db",
+            "ftp://u:hunter2@host/db",
+            "password=hunter2 host=h bogus",
+            "postgres://u@host/db?password=hunter2&sslmode=bogus",
+        ] {
+            let err = text.parse::<DatabaseUrl>().unwrap_err().to_string();
+            assert!(!err.contains("hunter2"), "{text}: {err}");
+            assert!(!err.contains("error with configuration: error with configuration"), "{err}");
+        }
+    }
+
+    #[test]
+    fn libpq_keyword_value_strings_are_accepted() {
+        let url: DatabaseUrl =
+            "host=db.internal port=5433 user=tally password='hunter2 x' dbname=marketing".parse().unwrap();
+        assert_eq!(url.redacted(), "postgres://tally:***@db.internal:5433/marketing");
+        let options = url.connect_options().unwrap();
+        assert_eq!((options.get_host(), options.get_port(), options.get_username()), ("db.internal", 5433, "tally"));
+        assert_eq!(options.get_database(), Some("marketing"));
+        let socket: DatabaseUrl = "dbname=marketing host=/var/run/postgresql".parse().unwrap();
+        assert_eq!(
+            socket.connect_options().unwrap().get_socket().map(|p| p.display().to_string()).as_deref(),
+            Some("/var/run/postgresql")
+        );
+    }
+
+    #[test]
+    fn a_password_query_parameter_is_redacted_too() {
+        let url: DatabaseUrl = "postgres://u@host/db?password=hunter2&sslmode=disable".parse().unwrap();
+        assert!(!url.redacted().contains("hunter2"), "{}", url.redacted());
+        assert!(url.redacted().contains("sslmode=disable"));
+        assert_eq!(url.scrub("bad password hunter2 for u"), "bad password *** for u");
     }
 }

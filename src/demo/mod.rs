@@ -3,7 +3,7 @@
 //! migrates, loads generated data, refreshes every aggregate, prints a
 //! campaign report, and keeps the worker running until Ctrl-C (`--once`:
 //! print and exit). With `DATABASE_URL`, it never loads demo data into a
-//! database whose `marketing.events` already has rows.
+//! database whose marketing tables already have rows.
 
 mod generate;
 mod report;
@@ -72,13 +72,18 @@ async fn demo(
 ) -> Result<(), Error> {
     let pool = db::connect(url, &config.database, Patience::For(config.database.connect_timeout.0), &shutdown).await?;
     db::migrate(&pool, url, &config.database).await?;
-    let existing: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM marketing.events LIMIT 1) AS any_event")
-            .fetch_one(&pool)
-            .await
-            .map_err(|e| Error::database("checking marketing.events", &e))?;
-    if existing > 0 {
-        tracing::info!("marketing.events already has rows; not loading demo data");
+    // Any raw data at all, not only events: a demo run with `--events 0`
+    // loads leads, conversions and spend, and a second run must not add
+    // them again.
+    let existing: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM marketing.events) OR EXISTS (SELECT 1 FROM marketing.leads)
+             OR EXISTS (SELECT 1 FROM marketing.conversions) OR EXISTS (SELECT 1 FROM marketing.campaign_spend)",
+    )
+    .fetch_one(&pool)
+    .await
+    .map_err(|e| Error::database("checking the marketing tables", &e))?;
+    if existing {
+        tracing::info!("the marketing tables already have rows; not loading demo data");
     } else {
         generate(&pool, &config, &options.generate).await?;
     }

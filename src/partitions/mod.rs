@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use create::Step;
 pub use inspect::{TableState, inspect};
-pub use month::{Month, months_between, required_months};
+pub use month::{Month, month_ranges, months_between, required_months};
 pub use plan::{PartitionPlan, PlanSettings, plan, retention_horizon};
 pub use report::{Action, ActionKind, ActionResult, MaintenanceReport, render_reports};
 
@@ -128,9 +128,8 @@ pub async fn maintain(
             && let Ok(state) = inspect(pool, &table).await
         {
             let label = table.label();
-            metrics.partitions.with_label_values(&[label.as_str()]).set(state.months.len() as i64);
-            metrics.partition_future_months.with_label_values(&[label.as_str()]).set(state.future_months(today) as i64);
-            metrics.default_partition_rows.with_label_values(&[label.as_str()]).set(state.default_row_count());
+            let (months, future) = (state.months.len() as i64, state.future_months(today) as i64);
+            metrics.record_partitions(&label, months, future, state.default_row_count());
         }
         reports.push(report);
     }

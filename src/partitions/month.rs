@@ -81,9 +81,35 @@ pub fn months_between(first: Month, last: Month) -> Vec<Month> {
     std::iter::successors(Some(first), |m| Some(m.plus(1))).take_while(|m| *m <= last).collect()
 }
 
+/// Sorted months as runs of consecutive ones: `["1969-12", "2026-11 .. 2027-02"]`,
+/// so a gap is never shown as if the months in it existed.
+pub fn month_ranges(months: &[Month]) -> Vec<String> {
+    let mut runs: Vec<(Month, Month)> = Vec::new();
+    for month in months {
+        match runs.last_mut() {
+            Some((_, last)) if last.plus(1) == *month => *last = *month,
+            _ => runs.push((*month, *month)),
+        }
+    }
+    runs.into_iter()
+        .map(|(first, last)| if first == last { first.to_string() } else { format!("{first} .. {last}") })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_show_gaps() {
+        let months: Vec<Month> = [(1969, 12), (2026, 11), (2026, 12), (2027, 1), (2027, 2)]
+            .iter()
+            .map(|(y, m)| Month::new(*y, *m).unwrap())
+            .collect();
+        assert_eq!(month_ranges(&months), ["1969-12", "2026-11 .. 2027-02"]);
+        assert_eq!(month_ranges(&months[1..2]), ["2026-11"]);
+        assert!(month_ranges(&[]).is_empty());
+    }
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use sqlx::{Acquire, PgPool};
 
@@ -19,12 +20,13 @@ use crate::config::Mode;
 pub const REFRESH_LOCK_CLASS: i32 = 0x7472_6566;
 
 /// What one attempt achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
     /// `days`: days rewritten by an incremental refresh.
     Refreshed { kind: RefreshKind, rows: i64, days: Option<i64> },
-    /// Another session (another tally replica) holds this aggregate's lock.
-    LockedElsewhere,
+    /// Another session (another tally replica) holds this aggregate's lock;
+    /// `holder` says which, when it could be read.
+    LockedElsewhere { holder: Option<String> },
 }
 
 /// Why an attempt failed.
@@ -81,12 +83,26 @@ impl Drop for ActiveBackend<'_> {
     }
 }
 
-/// Runs one attempt on a connection from `pool`.
+/// Runs one attempt on a connection from `pool`; if another session holds
+/// the aggregate's lock, yields at once (what the worker does).
 pub async fn run(
     pool: &PgPool,
     aggregate: &'static Aggregate,
     config: &Config,
     backends: &ActiveBackends,
+) -> Result<Attempt, AttemptError> {
+    run_waiting(pool, aggregate, config, backends, Duration::ZERO).await
+}
+
+/// [`run`], but waiting up to `lock_wait` for another session's refresh of
+/// the aggregate to end before yielding (what `tally refresh` does: it
+/// must not report success for an aggregate it did not refresh).
+pub async fn run_waiting(
+    pool: &PgPool,
+    aggregate: &'static Aggregate,
+    config: &Config,
+    backends: &ActiveBackends,
+    lock_wait: Duration,
 ) -> Result<Attempt, AttemptError> {
     let mode = config.aggregate(aggregate.name).map(|s| s.mode);
     if mode == Some(Mode::Incremental) {
@@ -99,14 +115,13 @@ pub async fn run(
     let _active = backends.register(aggregate.name, pid);
 
     let mut tx = conn.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
-        .bind(REFRESH_LOCK_CLASS)
-        .bind(aggregate.name)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !locked {
+    if !lock(&mut tx, aggregate.name, lock_wait).await? {
         tx.rollback().await?;
-        return Ok(Attempt::LockedElsewhere);
+        let holder = lock_holder(&mut conn, aggregate.name).await.unwrap_or_else(|e| {
+            tracing::debug!(error = %crate::db::describe(&e), "could not read who holds the refresh lock");
+            None
+        });
+        return Ok(Attempt::LockedElsewhere { holder });
     }
     crate::db::set_local_timeouts(&mut tx, &config.database).await?;
     let attempt = match (aggregate.kind, mode) {
@@ -125,4 +140,48 @@ pub async fn run(
     };
     tx.commit().await?;
     Ok(attempt)
+}
+
+/// Takes the aggregate's transaction-scoped advisory lock: at once or not at
+/// all when `wait` is zero, else waiting for it under `lock_timeout = wait`
+/// (which `set_local_timeouts` replaces right after). `false`: held elsewhere.
+async fn lock(tx: &mut sqlx::PgConnection, aggregate: &str, wait: Duration) -> Result<bool, sqlx::Error> {
+    if wait.is_zero() {
+        return sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
+            .bind(REFRESH_LOCK_CLASS)
+            .bind(aggregate)
+            .fetch_one(&mut *tx)
+            .await;
+    }
+    // One statement, so nothing runs between the setting and the wait.
+    let waited = sqlx::query("SELECT set_config('lock_timeout', $3, true), pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(REFRESH_LOCK_CLASS)
+        .bind(aggregate)
+        .bind(format!("{}ms", wait.as_millis().max(1)))
+        .execute(&mut *tx)
+        .await;
+    match waited {
+        Ok(_) => Ok(true),
+        Err(e) if crate::db::sqlstate(&e).as_deref() == Some("55P03") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Who holds the aggregate's refresh lock: its backend pid, client and
+/// how long its transaction has run; `None` when nobody does any more.
+async fn lock_holder(conn: &mut sqlx::PgConnection, aggregate: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT format('backend pid %s: %s from %s, transaction open for %s s', a.pid,
+                       coalesce(nullif(a.application_name, ''), 'unnamed client'),
+                       coalesce(host(a.client_addr), 'a local socket'),
+                       round(extract(epoch FROM now() - a.xact_start)))
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND l.classid::bigint = $1 AND l.objid::bigint = (hashtext($2)::bigint & 4294967295) AND l.objsubid = 2
+         LIMIT 1",
+    )
+    .bind(i64::from(REFRESH_LOCK_CLASS))
+    .bind(aggregate)
+    .fetch_optional(conn)
+    .await
 }

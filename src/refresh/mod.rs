@@ -10,6 +10,7 @@ pub mod history;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -59,6 +60,8 @@ pub struct RefreshReport {
     pub days: Option<i64>,
     pub attempts: u32,
     pub error: Option<String>,
+    /// `locked_elsewhere`: the session that held the lock, when known.
+    pub holder: Option<String>,
 }
 
 /// Runs refreshes. One per process, shared by `Arc` between scheduler jobs,
@@ -73,6 +76,10 @@ pub struct Refresher {
     backends: ActiveBackends,
     shutdown: CancellationToken,
     worker: String,
+    /// How long a refresh waits for another process's refresh of the same
+    /// aggregate: zero for the worker (it yields, `locked_elsewhere`),
+    /// `--wait` for `tally refresh`.
+    lock_wait: Duration,
 }
 
 impl Refresher {
@@ -88,7 +95,15 @@ impl Refresher {
             backends: ActiveBackends::default(),
             shutdown,
             worker: format!("{host}:{}", std::process::id()),
+            lock_wait: Duration::ZERO,
         }
+    }
+
+    /// The same refresher, waiting up to `wait` for a refresh of the same
+    /// aggregate by another process to end instead of yielding at once.
+    pub fn waiting_for_locks(mut self, wait: Duration) -> Refresher {
+        self.lock_wait = wait;
+        self
     }
 
     /// Refreshes one aggregate now, unless this process is already refreshing
@@ -112,6 +127,7 @@ impl Refresher {
                 days: None,
                 attempts: 0,
                 error: None,
+                holder: None,
             };
             self.observe(&report).await;
             return Some(report);
@@ -138,6 +154,7 @@ impl Refresher {
             days: None,
             attempts,
             error: None,
+            holder: None,
         };
         match result {
             Ok(Attempt::Refreshed { kind, rows, days }) => {
@@ -145,7 +162,10 @@ impl Refresher {
                 report.rows = Some(rows);
                 report.days = days;
             }
-            Ok(Attempt::LockedElsewhere) => report.outcome = RefreshOutcome::LockedElsewhere,
+            Ok(Attempt::LockedElsewhere { holder }) => {
+                report.outcome = RefreshOutcome::LockedElsewhere;
+                report.holder = holder;
+            }
             Err(error) => {
                 report.outcome = RefreshOutcome::Failure;
                 report.error = Some(error);
@@ -170,7 +190,7 @@ impl Refresher {
 
     async fn attempt_with_retries(&self, aggregate: &'static Aggregate) -> (Result<Attempt, String>, u32) {
         let retried = crate::db::with_retries(aggregate.name, self.config.refresh.max_attempts, &self.shutdown, || {
-            attempt::run(&self.pool, aggregate, &self.config, &self.backends)
+            attempt::run_waiting(&self.pool, aggregate, &self.config, &self.backends, self.lock_wait)
         })
         .await;
         (retried.result.map_err(|e| e.to_string()), retried.attempts)
@@ -204,7 +224,8 @@ impl Refresher {
                 tracing::warn!(aggregate, "previous refresh still running; skipped this run");
             }
             RefreshOutcome::LockedElsewhere => {
-                tracing::info!(aggregate, "another tally process is refreshing this aggregate; skipped");
+                let holder = report.holder.as_deref().unwrap_or("unknown");
+                tracing::info!(aggregate, holder, "another tally process is refreshing this aggregate; skipped");
             }
         }
         if let Err(e) = history::record(&self.pool, report, &self.worker).await {
@@ -240,6 +261,11 @@ impl Refresher {
             }
             Err(e) => tracing::warn!(error = %crate::db::describe(&e), "could not read the invalidation backlog"),
         }
+    }
+
+    /// How many refreshes have a database session right now.
+    pub fn running_refreshes(&self) -> usize {
+        self.backends.pids().len()
     }
 
     /// Whether this process is refreshing the aggregate right now.

@@ -24,5 +24,6 @@ mod rescue;
 mod retention;
 mod schema;
 mod security;
+mod trust;
 mod worker;
 mod workload;
