@@ -72,7 +72,8 @@ pub enum Command {
         /// The file to read, or `-` for stdin.
         #[arg(value_name = "FILE|-")]
         file: String,
-        /// Append rejected lines, with line number and reason, to this NDJSON file.
+        /// Append rejected lines, with line number and reason, to this NDJSON
+        /// file (never the input itself: that is refused).
         #[arg(long, value_name = "FILE")]
         rejects: Option<PathBuf>,
         /// Skip this many lines first (to resume an interrupted run).

@@ -252,10 +252,17 @@ async fn ingest(
     allow_rejects: bool,
     shutdown: &CancellationToken,
 ) -> Result<(), Error> {
+    // A usage error, found before connecting (and before reading anything).
+    if let Some(rejects) = &options.rejects {
+        crate::ingest::rejects_file::check(source, rejects).map_err(Error::Usage)?;
+    }
     let pool = connect(config, &required_url()?, shutdown).await?;
     let summary =
         crate::ingest::ingest(&pool, source, options, shutdown).await.map_err(|e| Error::runtime("ingest", e))?;
     println!("{summary}");
+    for warning in &summary.warnings {
+        eprintln!("tally: warning: {warning}");
+    }
     if let Some(reason) = &summary.stopped {
         return Err(Error::runtime(
             format!("ingest of {}", summary.source),

@@ -3,6 +3,8 @@
 //! JSON or MongoDB Extended JSON (relaxed or canonical, as `mongoexport`
 //! writes it), or tally's own column names. Pure: every rule is unit-tested.
 
+mod ids;
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256};
@@ -95,16 +97,12 @@ fn take(document: &mut Map<String, Value>, keys: &[&'static str]) -> Option<(&'s
     keys.iter().find_map(|key| document.remove(*key).map(|value| (*key, value)))
 }
 
-/// An id-like field: a string, a number or an ObjectId (`{"$oid": ...}`).
+/// An id-like field: a string, a number (plain or wrapped), an ObjectId or a
+/// UUID; see `ids` for the text each gives.
 fn identifier(document: &mut Map<String, Value>, keys: &[&'static str]) -> Result<Option<String>, String> {
     match take(document, keys) {
         None | Some((_, Value::Null)) => Ok(None),
-        Some((_, Value::String(s))) => Ok(Some(s)),
-        Some((_, Value::Number(n))) => Ok(Some(n.to_string())),
-        Some((key, value)) => match wrapped(&value, "$oid").and_then(Value::as_str) {
-            Some(oid) => Ok(Some(oid.to_string())),
-            None => Err(format!("`{key}` must be a string, a number or an ObjectId, found {}", kind(&value))),
-        },
+        Some((key, value)) => ids::text(key, value).map(Some),
     }
 }
 

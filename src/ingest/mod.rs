@@ -9,6 +9,7 @@ mod load;
 #[cfg(test)]
 mod properties;
 mod reader;
+pub mod rejects_file;
 mod report;
 
 use std::io::{IsTerminal, Write};
@@ -58,25 +59,20 @@ const REJECTS_SHOWN: u64 = 100;
 
 /// Ingests `source`; stops between batches when `shutdown` is cancelled.
 /// Returns the summary even when the run stopped early (see its `stopped`).
+/// Refuses, before reading anything, a `--rejects` file that is the input.
 pub async fn ingest(
     pool: &PgPool,
     source: &Source,
     options: &IngestOptions,
     shutdown: &CancellationToken,
 ) -> Result<Summary, String> {
+    if let Some(path) = &options.rejects {
+        rejects_file::check(source, path)?;
+    }
     let consumed = Arc::new(AtomicU64::new(0));
     let (input, size) =
         reader::open(source, consumed.clone()).map_err(|e| format!("cannot read {}: {e}", source.describe()))?;
-    let mut rejects = match &options.rejects {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open --rejects file {}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
+    let mut rejects = options.rejects.as_deref().map(rejects_file::open).transpose()?;
     let mut loader = Loader::start(pool, &source.describe()).await.map_err(|e| crate::db::describe(&e))?;
     let limits = Limits {
         batch_rows: options.batch_rows.max(1),
@@ -135,6 +131,9 @@ pub async fn ingest(
     let end = reading.await.map_err(|e| format!("the reader failed: {e}"))?;
     progress.finish();
     summary.skipped = end.skipped;
+    if end.reached_end && end.skipped < options.skip_lines {
+        summary.warnings.push(report::skipped_past_the_end(&summary.source, options.skip_lines, end.skipped));
+    }
     if summary.stopped.is_none() {
         summary.stopped = end.error;
     }

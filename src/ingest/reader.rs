@@ -2,7 +2,8 @@
 //! gzip magic bytes, split into lines of bounded length, parsed and grouped
 //! into batches bounded in rows and bytes. Runs on a blocking thread; the
 //! channel to the loader holds at most two batches, so memory stays bounded
-//! whatever the size of the input.
+//! whatever the size of the input. A UTF-8 byte order mark before the first
+//! line is dropped.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -64,6 +65,8 @@ pub struct Limits {
 #[derive(Debug, Default)]
 pub struct ReadEnd {
     pub skipped: u64,
+    /// The input ended (rather than the loader hanging up or `stop`).
+    pub reached_end: bool,
     /// An input error (unreadable file, corrupt gzip), after the batches sent.
     pub error: Option<String>,
 }
@@ -120,15 +123,21 @@ pub fn read(
             return end;
         }
         buffer.clear();
-        let length = match read_line(&mut reader, &mut buffer, limits.max_line_bytes) {
+        let mut length = match read_line(&mut reader, &mut buffer, limits.max_line_bytes) {
             Ok(Some(length)) => length,
-            Ok(None) => break,
+            Ok(None) => {
+                end.reached_end = true;
+                break;
+            }
             Err(e) => {
                 end.error = Some(format!("reading stopped after line {number}: {e}"));
                 break;
             }
         };
         number += 1;
+        if number == 1 {
+            strip_byte_order_mark(&mut buffer, &mut length);
+        }
         if number <= limits.skip_lines {
             end.skipped += 1;
             continue;
@@ -196,6 +205,17 @@ fn read_line(reader: &mut dyn BufRead, buffer: &mut Vec<u8>, max: usize) -> io::
     }
 }
 
+/// Drops a UTF-8 byte order mark from the start of the first line: editors
+/// and tools on Windows (PowerShell, Notepad) write one, and JSON parsers
+/// refuse it, which would reject line 1 of an otherwise good file.
+fn strip_byte_order_mark(line: &mut Vec<u8>, length: &mut usize) {
+    const BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
+    if line.starts_with(&BOM) {
+        line.drain(..BOM.len());
+        *length -= BOM.len();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +235,20 @@ mod tests {
         assert_eq!(buffer, b"last");
         buffer.clear();
         assert_eq!(read_line(&mut reader, &mut buffer, 8).unwrap(), None);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_from_the_first_line_only() {
+        let line = r#"{"event":"x","timestamp":"2026-03-03T10:00:00Z"}"#;
+        let input = format!("\u{feff}{line}\n\u{feff}{line}\n");
+        let reader: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(input.into_bytes()));
+        let limits = Limits { batch_rows: 10, batch_bytes: 1 << 20, max_line_bytes: 1024, skip_lines: 0 };
+        let (sender, mut batches) = tokio::sync::mpsc::channel(4);
+        let end = read(reader, limits, sender, Arc::new(AtomicBool::new(false)));
+        assert!(end.reached_end && end.error.is_none());
+        let batch = batches.try_recv().unwrap();
+        assert_eq!(batch.rows.len(), 1, "line 1 parses");
+        assert_eq!(batch.rejects.len(), 1, "a mark inside the file is not the file's");
+        assert_eq!(batch.rejects[0].line, 2);
     }
 }

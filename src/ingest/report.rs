@@ -30,6 +30,8 @@ pub struct Summary {
     pub peak_memory_bytes: Option<u64>,
     /// Why the run stopped before the end of the input, if it did.
     pub stopped: Option<String>,
+    /// Things the user should know that did not fail the run (printed on stderr).
+    pub warnings: Vec<String>,
 }
 
 impl Summary {
@@ -122,6 +124,17 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The warning for `--skip-lines` past the end of the input (a wrong file or
+/// number, most likely). Not an error: the exit code says whether lines were
+/// lost or the run failed, and here nothing was lost or loaded twice.
+pub(super) fn skipped_past_the_end(source: &str, skip_lines: u64, lines: u64) -> String {
+    let plural = if lines == 1 { "" } else { "s" };
+    format!(
+        "--skip-lines {skip_lines} goes past the end of {source}, which has only {lines} line{plural}: nothing was \
+         loaded. Check that this is the file you meant, and the number (an interrupted run prints the one to resume with)"
+    )
 }
 
 /// This process's peak resident memory (VmHWM), where Linux tells it.

@@ -1,6 +1,10 @@
 //! `tally ingest` against real PostgreSQL, with files written here: plain and
 //! Extended JSON, every rejection reason, duplicates, stdin, gzip, bounded
-//! memory on a large file, and an interrupted run resumed.
+//! memory on a large file, and an interrupted run resumed. Other export
+//! formats are in `formats`, guards on the arguments in `safeguards`.
+
+mod formats;
+mod safeguards;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

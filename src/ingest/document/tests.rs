@@ -128,3 +128,99 @@ fn every_rejection_says_why() {
         assert!(error.contains(reason), "{text:?}: expected {reason:?}, got {error:?}");
     }
 }
+
+#[test]
+fn canonical_number_ids_are_the_decimal_text_a_relaxed_export_gives() {
+    let canonical = ok(
+        r#"{"_id":{"$numberInt":"42"},"userId":{"$numberLong":"9007199254740993"},"session":{"$numberInt":"-7"},"event":"x","timestamp":{"$date":{"$numberLong":"1772532000000"}}}"#,
+    );
+    assert_eq!(canonical.event_id, "42");
+    assert_eq!(canonical.user_id.as_deref(), Some("9007199254740993"), "beyond f64 precision, never through a float");
+    assert_eq!(canonical.session_id.as_deref(), Some("-7"));
+    let relaxed = ok(
+        r#"{"_id":42,"userId":9007199254740993,"session":-7,"event":"x","timestamp":{"$date":"2026-03-03T10:00:00Z"}}"#,
+    );
+    assert_eq!(
+        (&relaxed.event_id, &relaxed.user_id, &relaxed.session_id, relaxed.occurred_at),
+        (&canonical.event_id, &canonical.user_id, &canonical.session_id, canonical.occurred_at),
+        "both export formats of one document give one row"
+    );
+    let long = ok(r#"{"_id":{"$numberLong":"-9223372036854775808"},"event":"x","timestamp":"2026-03-03T10:00:00Z"}"#);
+    assert_eq!(long.event_id, "-9223372036854775808");
+    let decimal =
+        ok(r#"{"_id":{"$numberDecimal":"12345678901234567890.10"},"event":"x","timestamp":"2026-03-03T10:00:00Z"}"#);
+    assert_eq!(decimal.event_id, "12345678901234567890.10", "digit for digit");
+}
+
+#[test]
+fn double_ids_keep_the_digits_mongoexport_writes_in_both_formats() {
+    // mongoexport writes a double 42 as 42.0 (relaxed) or {"$numberDouble":"42.0"} (canonical).
+    // Digits are kept as written; only an exponent's `E` is read as `e`, in both forms alike.
+    for (digits, stored) in
+        [("42.0", "42.0"), ("0.5", "0.5"), ("-1.25", "-1.25"), ("1E+21", "1e+21"), ("1.5e-7", "1.5e-7")]
+    {
+        let canonical =
+            ok(&format!(r#"{{"_id":{{"$numberDouble":"{digits}"}},"event":"x","timestamp":"2026-03-03T10:00:00Z"}}"#));
+        let relaxed = ok(&format!(r#"{{"_id":{digits},"event":"x","timestamp":"2026-03-03T10:00:00Z"}}"#));
+        assert_eq!(canonical.event_id, stored);
+        assert_eq!(relaxed.event_id, stored, "a plain JSON number id gives the same text");
+    }
+}
+
+#[test]
+fn uuid_ids_in_every_extended_json_form_are_lowercase_hyphenated_text() {
+    let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    for user_id in [
+        r#"{"$binary":{"base64":"D4+tW9nLRp+hZXCGdyiVDg==","subType":"04"}}"#,
+        r#"{"$binary":{"base64":"D4+tW9nLRp+hZXCGdyiVDg==","subType":"4"}}"#,
+        r#"{"$binary":{"subType":"03","base64":"D4+tW9nLRp+hZXCGdyiVDg=="}}"#,
+        r#"{"$binary":"D4+tW9nLRp+hZXCGdyiVDg==","$type":"04"}"#,
+        r#"{"$type":"03","$binary":"D4+tW9nLRp+hZXCGdyiVDg=="}"#,
+        r#"{"$uuid":"0f8fad5b-d9cb-469f-a165-70867728950e"}"#,
+        r#"{"$uuid":"0F8FAD5B-D9CB-469F-A165-70867728950E"}"#,
+    ] {
+        let row = ok(&format!(
+            r#"{{"_id":{user_id},"userId":{user_id},"session":{user_id},"event":"x","timestamp":"2026-03-03T10:00:00Z"}}"#
+        ));
+        assert_eq!(row.event_id, uuid, "{user_id}");
+        assert_eq!(row.user_id.as_deref(), Some(uuid), "{user_id}");
+        assert_eq!(row.session_id.as_deref(), Some(uuid), "{user_id}");
+    }
+}
+
+#[test]
+fn canonical_dates_of_any_epoch_are_timestamps() {
+    let row = ok(r#"{"event":"x","timestamp":{"$date":{"$numberLong":"-86400001"}}}"#);
+    assert_eq!(row.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "1969-12-30T23:59:59.999Z");
+    let row = ok(r#"{"event":"x","timestamp":{"$date":{"$numberLong":"253402300799999"}}}"#);
+    assert_eq!(row.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "9999-12-31T23:59:59.999Z");
+}
+
+#[test]
+fn ids_that_cannot_be_ids_are_rejected_with_the_reason() {
+    let base = |id: &str| format!(r#"{{"event":"x","timestamp":"2026-03-03T10:00:00Z","userId":{id}}}"#);
+    let cases = [
+        (r#"{"$numberDouble":"NaN"}"#, "`userId` {\"$numberDouble\":\"NaN\"} is not a finite number"),
+        (r#"{"$numberDouble":"Infinity"}"#, "is not a finite number"),
+        (r#"{"$numberDouble":"-Infinity"}"#, "is not a finite number"),
+        (r#"{"$numberDecimal":"NaN"}"#, "is not a finite number"),
+        (r#"{"$numberDouble":"4,5"}"#, "is not a decimal number"),
+        (r#"{"$numberInt":"4.5"}"#, "is not a 32-bit integer"),
+        (r#"{"$numberInt":"3000000000"}"#, "is not a 32-bit integer"),
+        (r#"{"$numberLong":"12abc"}"#, "is not a 64-bit integer"),
+        (r#"{"$numberLong":"9223372036854775808"}"#, "is not a 64-bit integer"),
+        (r#"{"$numberInt":42}"#, "the number must be written as a string"),
+        (r#"{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw==","subType":"00"}}"#, "binary subtype 00, not a UUID"),
+        (r#"{"$binary":"AAECAwQFBgcICQoLDA0ODw==","$type":"05"}"#, "binary subtype 05, not a UUID"),
+        (r#"{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAA","subType":"04"}}"#, "15 bytes; a UUID has 16"),
+        (r#"{"$binary":{"base64":"not base64!","subType":"04"}}"#, "is not base64"),
+        (r#"{"$binary":{"base64":"AAECAwQFBgcICQoLDA0ODw=="}}"#, "needs `base64` and `subType`"),
+        (r#"{"$uuid":"0f8fad5bd9cb469fa16570867728950e"}"#, "is not a UUID"),
+        (r#"{"$uuid":"0f8fad5b-d9cb-469f-a165-70867728950g"}"#, "is not a UUID"),
+        (r#"{"$numberInt":"1","$numberLong":"1"}"#, "must be a string, a number or an ObjectId, found an object"),
+    ];
+    for (id, reason) in cases {
+        let error = rejected(&base(id));
+        assert!(error.contains(reason), "{id}: expected {reason:?}, got {error:?}");
+    }
+}
