@@ -37,6 +37,8 @@ pub enum Kind {
     DuplicateIndex,
     RedundantIndex,
     InvalidIndex,
+    /// A note about one of tally's own indexes (what it serves), never a drop.
+    TallyIndex,
 }
 
 impl Kind {
@@ -53,6 +55,7 @@ impl Kind {
             Kind::DuplicateIndex => "duplicate_index",
             Kind::RedundantIndex => "redundant_index",
             Kind::InvalidIndex => "invalid_index",
+            Kind::TallyIndex => "tally_index",
         }
     }
 }
