@@ -109,6 +109,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
                 analyze: !no_analyze,
                 settings: settings.iter().map(|s| crate::doctor::parse_setting(s)).collect::<Result<_, _>>()?,
                 timeout,
+                reporting_timezone: config.reporting_timezone.tz(),
             };
             let pool = connect(&config, &required_url()?, &shutdown).await?;
             let report = crate::doctor::explain(&pool, &statement, &options).await?;

@@ -1,8 +1,9 @@
 //! The query doctor on real tables: each warning sign is provoked, the fix
 //! tally suggests is applied as printed, and the finding disappears; what
 //! `tally explain` prints and exits with. The index audit (`tally doctor`)
-//! is in `audit`.
+//! is in `audit`, when to point at an aggregate in `aggregates`.
 
+mod aggregates;
 mod audit;
 
 use sqlx::{AssertSqlSafe, PgPool};
