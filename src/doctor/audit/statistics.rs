@@ -110,19 +110,27 @@ impl Statistics {
 
 /// Reads when the counting of index scans in this database began.
 pub async fn load(pool: &PgPool) -> Result<Statistics, sqlx::Error> {
-    type Row = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, DateTime<Utc>);
-    // pg_stat_file is for superusers and roles granted it: others skip the
-    // creation time (and count from the loss of all statistics instead).
-    let (now, database_reset, statistics_lost, database_created, server_start): Row = sqlx::query_as(
-        "SELECT now(), d.stats_reset, (SELECT stats_reset FROM pg_stat_bgwriter),
-                CASE WHEN has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')
-                     THEN (pg_stat_file('base/' || db.oid || '/PG_VERSION', true)).modification END,
-                pg_postmaster_start_time()
-         FROM pg_database db LEFT JOIN pg_stat_database d ON d.datid = db.oid
-         WHERE db.datname = current_database()",
+    type Row = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, DateTime<Utc>, bool);
+    let (now, database_reset, statistics_lost, server_start, may_stat_files): Row = sqlx::query_as(
+        "SELECT now(), (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()),
+                (SELECT stats_reset FROM pg_stat_bgwriter), pg_postmaster_start_time(),
+                has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')",
     )
     .fetch_one(pool)
     .await?;
+    // pg_stat_file is for superusers and roles granted it (the privilege is
+    // checked when a statement naming it starts, so it gets a statement of
+    // its own); others count from the loss of all statistics instead.
+    let database_created: Option<DateTime<Utc>> = if may_stat_files {
+        sqlx::query_scalar(
+            "SELECT (pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification
+             FROM pg_database WHERE datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await?
+    } else {
+        None
+    };
     Ok(Statistics::pick(now, database_reset, statistics_lost, database_created, server_start))
 }
 
