@@ -97,30 +97,27 @@ struct Reading {
 
 impl Reading {
     fn read(&mut self, text: String) {
-        if !self.reads.contains(&text) {
-            self.reads.push(text);
-        }
+        push_once(&mut self.reads, text);
     }
 
     fn key(&mut self, column: &str) {
         self.read(format!("its {column} column"));
-        let none = "there, missing and empty UTM values are '(none)'".to_string();
-        if column.starts_with("utm_") && !self.notes.contains(&none) {
-            self.notes.push(none);
+        if column.starts_with("utm_") {
+            push_once(&mut self.notes, "there, missing and empty UTM values are '(none)'".into());
         }
     }
 
     fn days(&mut self, fit: &Fit) {
         self.read("its day column for occurred_at".into());
         if let Fit::Approximate(why) = fit {
-            self.caveat(format!("its days are whole days, and {why}"));
+            push_once(&mut self.caveats, format!("its days are whole days, and {why}"));
         }
     }
+}
 
-    fn caveat(&mut self, text: String) {
-        if !self.caveats.contains(&text) {
-            self.caveats.push(text);
-        }
+fn push_once(list: &mut Vec<String>, text: String) {
+    if !list.contains(&text) {
+        list.push(text);
     }
 }
 

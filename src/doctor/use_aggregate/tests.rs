@@ -4,9 +4,10 @@
 
 use chrono_tz::Tz;
 
-use super::{ANSWERS, DayZones};
+use super::{ANSWERS, DayZones, answer, shape};
 use crate::doctor::findings::{Finding, Kind};
-use crate::doctor::tests::{EVENT_PARTITIONS, events_catalog, findings};
+use crate::doctor::plan::Node;
+use crate::doctor::tests::{EVENT_PARTITIONS, events_catalog, findings, plan};
 
 const BOTH: [&str; 2] = ["daily_campaign_metrics", "daily_event_counts"];
 
@@ -103,6 +104,22 @@ fn what_the_doctor_says_each_aggregate_holds_is_what_it_holds() {
         }
         for (column, measure) in answers.distinct {
             assert!(sql.contains(&format!("count(DISTINCT e.{column})")), "{}.{measure}", answers.name);
+        }
+    }
+}
+
+#[test]
+fn the_part_of_the_query_an_aggregate_cannot_answer_is_named() {
+    let catalog = events_catalog(&EVENT_PARTITIONS, &BOTH);
+    for (fixture, reason) in [
+        ("aggregate_user_id", "the filter on user_id"),
+        ("aggregate_properties", "the filter properties @> '{\"url\": \"/pricing\"}'::jsonb"),
+        ("aggregate_distinct_users", "count(DISTINCT user_id) over several days"),
+    ] {
+        let json = plan(fixture);
+        let (_, query) = shape::read(&Node::new(&json), &catalog, &catalog.days).expect("a grouping of events");
+        for answers in ANSWERS {
+            assert_eq!(answer(answers, &query, &catalog.days).err().as_deref(), Some(reason), "{fixture}");
         }
     }
 }
