@@ -72,24 +72,16 @@ pub fn render_audit(report: &AuditReport) -> String {
 /// Says plainly that no index was judged unused, why, and when it will be.
 fn held_back(out: &mut String, report: &AuditReport) {
     let threshold = Duration::from_secs(report.min_stats_age_seconds);
-    let yours = match report.unscanned_indexes {
-        0 => "Every index of yours has been scanned in that time.".to_string(),
-        1 => "1 index of yours has had no index scan in that time and would otherwise be reported unused.".to_string(),
-        n => {
-            format!("{n} indexes of yours have had no index scan in that time and would otherwise be reported unused.")
-        }
-    };
-    let tally = match (report.unscanned_tally_indexes, report.unscanned_indexes) {
-        (0, _) => String::new(),
-        (n, 0) => format!(" {n} of tally's own have had none; tally's own are never advised for dropping."),
-        (n, _) => format!(" {n} of tally's own have had none either; tally's own are never advised for dropping."),
-    };
     let _ = writeln!(
         out,
         "\nUnused indexes are not judged yet: index usage has been counted for {}, less than --min-stats-age ({}). \
-         {yours}{tally} Run `tally doctor` again after {}, or pass --min-stats-age 0s to judge them now.",
+         Indexes with no index scan in that time: {} of yours, which would otherwise be reported unused; {} of \
+         tally's own, which are never advised for dropping. Run `tally doctor` again after {}, or pass \
+         --min-stats-age 0s to judge them now.",
         duration_text(report.statistics.age),
         duration_text(threshold),
+        report.unscanned_indexes,
+        report.unscanned_tally_indexes,
         timestamp(report.statistics.old_enough_at(threshold))
     );
 }

@@ -211,8 +211,8 @@ async fn young_statistics_hold_unused_advice_back_and_tally_s_own_indexes_are_ne
     for expected in [
         "Unused indexes are not judged yet: index usage has been counted for ",
         "less than --min-stats-age (7 days)",
-        "1 index of yours has had no index scan in that time and would otherwise be reported unused.",
-        "tally's own are never advised for dropping",
+        "Indexes with no index scan in that time: 1 of yours, which would otherwise be reported unused; ",
+        " of tally's own, which are never advised for dropping.",
         "Run `tally doctor` again after ",
         "No duplicate, redundant or invalid indexes.",
     ] {
