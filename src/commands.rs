@@ -94,9 +94,15 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
         Command::Partitions { dry_run } => partitions(&config, dry_run, &shutdown).await,
         Command::Refresh { names, wait } => refresh(config, &names, wait, shutdown).await,
         Command::Status { json } => status(&config, json, &shutdown).await,
-        Command::Explain { sql, file, no_analyze, json, settings, timeout, audit } => {
+        Command::Explain { sql, file, no_analyze, json, settings, timeout, audit, min_stats_age } => {
             if audit {
-                return doctor(&config, json, &shutdown).await;
+                let min_stats_age = min_stats_age.unwrap_or(crate::doctor::audit::DEFAULT_MIN_AGE);
+                return doctor(&config, json, min_stats_age, &shutdown).await;
+            }
+            if min_stats_age.is_some() {
+                return Err(Error::Usage(
+                    "--min-stats-age applies to the index audit: add --audit, or use tally doctor".into(),
+                ));
             }
             let statement = match (sql, file) {
                 (Some(sql), _) => sql,
@@ -112,6 +118,7 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
                 analyze: !no_analyze,
                 settings: settings.iter().map(|s| crate::doctor::parse_setting(s)).collect::<Result<_, _>>()?,
                 timeout,
+                reporting_timezone: config.reporting_timezone.tz(),
             };
             let pool = connect(&config, &required_url()?, &shutdown).await?;
             let report = crate::doctor::explain(&pool, &statement, &options).await?;
@@ -121,14 +128,19 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
             }
             Ok(())
         }
-        Command::Doctor { json } => doctor(&config, json, &shutdown).await,
+        Command::Doctor { json, min_stats_age } => doctor(&config, json, min_stats_age, &shutdown).await,
         Command::Healthcheck => Ok(()),
     }
 }
 
-async fn doctor(config: &Config, json: bool, shutdown: &CancellationToken) -> Result<(), Error> {
+async fn doctor(
+    config: &Config,
+    json: bool,
+    min_stats_age: std::time::Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
     let pool = connect(config, &required_url()?, shutdown).await?;
-    let report = crate::doctor::audit::run(&pool).await?;
+    let report = crate::doctor::audit::run(&pool, &crate::doctor::audit::AuditOptions { min_stats_age }).await?;
     match json {
         true => println!("{}", to_json(&report)?),
         false => print!("{}", crate::doctor::render_audit(&report)),

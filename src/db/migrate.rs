@@ -55,8 +55,9 @@ async fn migrate_on(conn: &mut sqlx::PgConnection, config: &DatabaseConfig) -> R
 
 /// The indexes tally's `-- no-transaction` migrations build, as (name,
 /// statement): each such file holds one `CREATE INDEX CONCURRENTLY IF NOT
-/// EXISTS <name> ...;`.
-fn concurrent_migration_indexes() -> Vec<(String, String)> {
+/// EXISTS <name> ...;`. The doctor reads it too: these are the indexes
+/// `tally migrate` repairs.
+pub(crate) fn concurrent_migration_indexes() -> Vec<(String, String)> {
     let marker = "CREATE INDEX CONCURRENTLY IF NOT EXISTS ";
     let mut found = Vec::new();
     for migration in crate::MIGRATOR.iter().filter(|m| m.no_tx) {

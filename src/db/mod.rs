@@ -16,6 +16,7 @@ use sqlx::postgres::PgDatabaseError;
 
 pub use cluster::{ClusterError, EphemeralCluster};
 pub use connect::{CLIENT_CHECK_INTERVAL, connect, connect_reporting, session_options};
+pub(crate) use migrate::concurrent_migration_indexes;
 pub use migrate::{migrate, readiness};
 pub use retry::{Retried, Transient, with_retries};
 pub use url::{DatabaseUrl, UrlError};

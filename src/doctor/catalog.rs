@@ -6,12 +6,17 @@ use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
 
+use super::use_aggregate::DayZones;
+
 /// The tables a plan reads, by `schema.name`, and the aggregates in `reporting`.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub tables: BTreeMap<String, Table>,
     /// Relations in the `reporting` schema.
     pub aggregates: Vec<String>,
+    /// Where days begin for the aggregates and for the session: whether a
+    /// query's days are the aggregates' days.
+    pub days: DayZones,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -76,9 +81,14 @@ impl Catalog {
         }
     }
 
-    /// Loads `relations` (`schema.name`), their partitioned roots, and the
-    /// names in `reporting`.
-    pub async fn load(conn: &mut PgConnection, relations: &[String]) -> Result<Catalog, sqlx::Error> {
+    /// Loads `relations` (`schema.name`), their partitioned roots, the
+    /// names in `reporting` and the session's time zone; the aggregates'
+    /// days are in `reporting_timezone`.
+    pub async fn load(
+        conn: &mut PgConnection,
+        relations: &[String],
+        reporting_timezone: chrono_tz::Tz,
+    ) -> Result<Catalog, sqlx::Error> {
         let mut catalog = Catalog::default();
         let mut pending: Vec<String> = relations.to_vec();
         while let Some(key) = pending.pop() {
@@ -97,6 +107,8 @@ impl Catalog {
         )
         .fetch_all(&mut *conn)
         .await?;
+        let session: String = sqlx::query_scalar("SELECT current_setting('TimeZone')").fetch_one(&mut *conn).await?;
+        catalog.days = DayZones { reporting: reporting_timezone, session: session.parse().ok() };
         Ok(catalog)
     }
 }

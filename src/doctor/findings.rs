@@ -8,6 +8,7 @@ use super::fixes::{index_fix, no_index_reason, statistics_fix};
 use super::index::SortColumn;
 use super::plan::{Buffers, Node};
 use super::predicate::{self, Term};
+use super::use_aggregate::use_aggregate;
 
 /// A table this large or larger is worth an index (rows).
 pub const LARGE_TABLE_ROWS: f64 = 10_000.0;
@@ -37,6 +38,8 @@ pub enum Kind {
     DuplicateIndex,
     RedundantIndex,
     InvalidIndex,
+    /// A note about one of tally's own indexes (what it serves), never a drop.
+    TallyIndex,
 }
 
 impl Kind {
@@ -53,6 +56,7 @@ impl Kind {
             Kind::DuplicateIndex => "duplicate_index",
             Kind::RedundantIndex => "redundant_index",
             Kind::InvalidIndex => "invalid_index",
+            Kind::TallyIndex => "tally_index",
         }
     }
 }
@@ -92,7 +96,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn at(kind: Kind, node: &Node, problem: String, fix: String, sql: Vec<String>) -> Finding {
+    pub(super) fn at(kind: Kind, node: &Node, problem: String, fix: String, sql: Vec<String>) -> Finding {
         let loops = node.loops();
         Finding {
             kind,
@@ -473,52 +477,6 @@ fn misestimates(node: &Node, under_limit: bool, catalog: &Catalog, findings: &mu
     let (fix, sql) = statistics_fix(node, catalog);
     findings.push(Finding::at(Kind::Misestimate, node, problem, fix, sql));
     true
-}
-
-/// A dashboard-style aggregate over `marketing.events` that a `reporting`
-/// aggregate already answers.
-fn use_aggregate(plan: &Node, catalog: &Catalog, findings: &mut Vec<Finding>) {
-    let reads_events = |n: &Node| {
-        n.relation().is_some_and(|r| {
-            r == "marketing.events" || catalog.table(&r).and_then(|t| t.root.as_deref()) == Some("marketing.events")
-        })
-    };
-    let Some(aggregate) = std::iter::once(*plan)
-        .chain(plan.descendants())
-        .find(|n| n.node_type() == "Aggregate" && n.descendants().iter().any(reads_events))
-    else {
-        return;
-    };
-    let columns: Vec<String> = aggregate
-        .group_keys()
-        .iter()
-        .map(|k| k.rsplit_once('.').map_or(*k, |(_, c)| c).trim_matches(|c| c == '"' || c == ')').to_string())
-        .collect();
-    let by_campaign = columns.iter().any(|c| c.starts_with("utm_"));
-    let name = if columns.iter().any(|c| c == "event") || !by_campaign {
-        "daily_event_counts"
-    } else {
-        "daily_campaign_metrics"
-    };
-    if !catalog.aggregates.iter().any(|a| a == name) {
-        return;
-    }
-    let shape = match name {
-        "daily_event_counts" => "one row per day and event with events and visitors",
-        _ => {
-            "one row per day, utm_source, utm_medium and utm_campaign with events, page_views, visitors, sessions, \
-              signups, purchases and revenue"
-        }
-    };
-    let problem = format!(
-        "this query aggregates raw marketing.events rows{} on every run",
-        if columns.is_empty() { String::new() } else { format!(" by {}", columns.join(", ")) }
-    );
-    let fix =
-        format!("read reporting.{name} instead ({shape}, kept fresh by tally); sum its rows over the days you need");
-    let mut finding = Finding::at(Kind::UseAggregate, &aggregate, problem, fix, Vec::new());
-    finding.relation = Some("marketing.events".to_string());
-    findings.push(finding);
 }
 
 pub(super) fn target_name(table: &Table) -> String {

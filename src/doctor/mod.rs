@@ -17,6 +17,7 @@ mod predicate;
 mod render;
 #[cfg(test)]
 mod tests;
+mod use_aggregate;
 
 use std::time::Duration;
 
@@ -40,11 +41,19 @@ pub struct ExplainOptions {
     pub settings: Vec<(String, String)>,
     /// `statement_timeout` of the statement.
     pub timeout: Duration,
+    /// `reporting_timezone` of the config: the aggregates' days begin at
+    /// midnight there, which decides whether they answer a query's days.
+    pub reporting_timezone: chrono_tz::Tz,
 }
 
 impl Default for ExplainOptions {
     fn default() -> Self {
-        ExplainOptions { analyze: true, settings: Vec::new(), timeout: Duration::from_secs(60) }
+        ExplainOptions {
+            analyze: true,
+            settings: Vec::new(),
+            timeout: Duration::from_secs(60),
+            reporting_timezone: chrono_tz::Tz::UTC,
+        }
     }
 }
 
@@ -124,8 +133,9 @@ async fn explain_in(conn: &mut sqlx::PgConnection, query: &str, options: &Explai
         std::iter::once(plan).chain(plan.descendants()).filter_map(|n| n.relation()).collect();
     relations.sort();
     relations.dedup();
-    let catalog =
-        Catalog::load(conn, &relations).await.map_err(|e| Error::database("reading the catalog of the plan", &e))?;
+    let catalog = Catalog::load(conn, &relations, options.reporting_timezone)
+        .await
+        .map_err(|e| Error::database("reading the catalog of the plan", &e))?;
     let findings = findings::analyze(&plan, &catalog);
     let millis = |key: &str| top.get(key).and_then(serde_json::Value::as_f64);
     Ok(Report {

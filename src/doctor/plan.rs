@@ -121,6 +121,21 @@ impl<'a> Node<'a> {
         self.list("Group Key")
     }
 
+    /// Whether the node groups by GROUPING SETS, ROLLUP or CUBE.
+    pub fn has_grouping_sets(&self) -> bool {
+        self.raw.get("Grouping Sets").is_some()
+    }
+
+    /// The values the node emits (VERBOSE): columns, expressions, aggregate calls.
+    pub fn output(&self) -> Vec<&'a str> {
+        self.list("Output")
+    }
+
+    /// `Partial` or `Finalize` for the two halves of a parallel aggregate, `Simple` otherwise.
+    pub fn partial_mode(&self) -> Option<&'a str> {
+        self.text("Partial Mode")
+    }
+
     /// kB a sort wrote to disk (`Sort Space Type: Disk`).
     pub fn sort_spill_kb(&self) -> Option<f64> {
         (self.text("Sort Space Type") == Some("Disk")).then(|| self.number("Sort Space Used").unwrap_or(0.0))

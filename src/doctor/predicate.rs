@@ -166,7 +166,7 @@ fn classify(term: &str, alias: &str) -> Term {
 }
 
 /// `left op right` at the top level of `term`.
-fn split_operator(term: &str) -> Option<(&str, &'static str, &str)> {
+pub fn split_operator(term: &str) -> Option<(&str, &'static str, &str)> {
     top_level(term).filter(|&(_, depth)| depth == 0).find_map(|(at, _)| {
         OPERATORS
             .iter()
@@ -176,7 +176,7 @@ fn split_operator(term: &str) -> Option<(&str, &'static str, &str)> {
 }
 
 /// The operator with its operands swapped (`a < b` is `b > a`).
-fn mirror(op: &'static str) -> &'static str {
+pub fn mirror(op: &'static str) -> &'static str {
     match op {
         "<" => ">",
         ">" => "<",

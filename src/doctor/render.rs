@@ -1,9 +1,11 @@
 //! Human output of `tally explain` and `tally doctor`.
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use super::audit::AuditReport;
-use super::findings::{Finding, count};
+use super::audit::statistics::{duration_text, timestamp};
+use super::findings::{Finding, Kind, count};
 use super::{Node, Report};
 
 /// The report as people read it: a summary line, then each finding with its
@@ -33,27 +35,55 @@ pub fn render_report(report: &Report) -> String {
     out
 }
 
-/// The audit as people read it.
+/// The audit as people read it: the window index usage was counted over,
+/// what was held back, the findings, then the notes on tally's own indexes.
 pub fn render_audit(report: &AuditReport) -> String {
     let mut out = format!(
-        "Checked {} indexes in {} ({}); index usage counted {}.\n",
+        "Checked {} indexes in {} ({}); index usage counted since {}, {} ago.\n",
         report.indexes_checked,
         if report.schemas.len() == 1 { "1 schema".to_string() } else { format!("{} schemas", report.schemas.len()) },
         report.schemas.join(", "),
-        match &report.stats_since {
-            Some(reset) => format!("since the statistics reset at {reset}"),
-            None => "since statistics began (never reset)".to_string(),
-        }
+        report.statistics.since_text(),
+        duration_text(report.statistics.age)
     );
-    if report.findings.is_empty() {
-        out.push_str("\nNo unused, duplicate, redundant or invalid indexes.\n");
-        return out;
+    if report.unused_held_back {
+        held_back(&mut out, report);
     }
-    let _ = writeln!(out, "\n{} finding{}:", report.findings.len(), if report.findings.len() == 1 { "" } else { "s" });
-    for (i, finding) in report.findings.iter().enumerate() {
+    let (notes, findings): (Vec<&Finding>, Vec<&Finding>) =
+        report.findings.iter().partition(|f| f.kind == Kind::TallyIndex);
+    if findings.is_empty() {
+        let unused = if report.unused_held_back { "" } else { "unused, " };
+        let _ = writeln!(out, "\nNo {unused}duplicate, redundant or invalid indexes.");
+    } else {
+        let _ = writeln!(out, "\n{} finding{}:", findings.len(), if findings.len() == 1 { "" } else { "s" });
+    }
+    for (i, finding) in findings.iter().enumerate() {
         finding_block(&mut out, i + 1, finding);
     }
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\nNotes on tally's own indexes (informational: nothing to drop):");
+        for (i, note) in notes.iter().enumerate() {
+            finding_block(&mut out, findings.len() + i + 1, note);
+        }
+    }
     out
+}
+
+/// Says plainly that no index was judged unused, why, and when it will be.
+fn held_back(out: &mut String, report: &AuditReport) {
+    let threshold = Duration::from_secs(report.min_stats_age_seconds);
+    let _ = writeln!(
+        out,
+        "\nUnused indexes are not judged yet: index usage has been counted for {}, less than --min-stats-age ({}). \
+         Indexes with no index scan in that time: {} of yours, which would otherwise be reported unused; {} of \
+         tally's own, which are never advised for dropping. Run `tally doctor` again after {}, or pass \
+         --min-stats-age 0s to judge them now.",
+        duration_text(report.statistics.age),
+        duration_text(threshold),
+        report.unscanned_indexes,
+        report.unscanned_tally_indexes,
+        timestamp(report.statistics.old_enough_at(threshold))
+    );
 }
 
 fn summary(plan: &Node) -> String {

@@ -6,7 +6,7 @@ use super::catalog::{Catalog, Index, Table};
 use super::findings::{Finding, Kind, analyze};
 use super::plan::Node;
 
-fn plan(name: &str) -> serde_json::Value {
+pub(super) fn plan(name: &str) -> serde_json::Value {
     let path = format!("{}/src/doctor/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -40,7 +40,7 @@ fn small_catalog() -> Catalog {
 }
 
 /// marketing.events partitioned by month on occurred_at, as tally creates it.
-fn events_catalog(leaves: &[&str], aggregates: &[&str]) -> Catalog {
+pub(super) fn events_catalog(leaves: &[&str], aggregates: &[&str]) -> Catalog {
     let mut catalog = Catalog::default();
     let mut root = table("events", 0.0);
     root.partition_key = vec!["occurred_at".into()];
@@ -56,7 +56,7 @@ fn events_catalog(leaves: &[&str], aggregates: &[&str]) -> Catalog {
     catalog
 }
 
-fn findings(name: &str, catalog: &Catalog) -> Vec<Finding> {
+pub(super) fn findings(name: &str, catalog: &Catalog) -> Vec<Finding> {
     let json = plan(name);
     analyze(&Node::new(&json), catalog)
 }
@@ -67,7 +67,7 @@ fn only(found: &[Finding], kind: Kind) -> &Finding {
     of_kind[0]
 }
 
-const EVENT_PARTITIONS: [&str; 8] = [
+pub(super) const EVENT_PARTITIONS: [&str; 8] = [
     "events_p2026_08",
     "events_p2026_09",
     "events_p2026_10",

@@ -1,14 +1,15 @@
 //! The query doctor on real tables: each warning sign is provoked, the fix
-//! tally suggests is applied as printed, and the finding disappears. The
-//! index audit on real tables, and what `tally explain` and `tally doctor`
-//! print and exit with.
+//! tally suggests is applied as printed, and the finding disappears; what
+//! `tally explain` prints and exits with. The index audit (`tally doctor`)
+//! is in `audit`, when to point at an aggregate in `aggregates`.
 
-use std::time::Duration;
+mod aggregates;
+mod audit;
 
 use sqlx::{AssertSqlSafe, PgPool};
 use tally::doctor::{self, ExplainOptions, Finding, Kind, Report};
 
-use crate::harness::{TestDb, config, tally, wait_until};
+use crate::harness::{TestDb, config, tally};
 use crate::incremental::{create_months, refresh_all};
 
 /// marketing.clicks: 50,000 clicks (a fifth from each of five countries, one
@@ -34,7 +35,7 @@ async fn clicks(db: &TestDb) {
     .expect("test tables");
 }
 
-async fn explain(pool: &PgPool, sql: &str, settings: &[(&str, &str)]) -> Report {
+pub(super) async fn explain(pool: &PgPool, sql: &str, settings: &[(&str, &str)]) -> Report {
     let options = ExplainOptions {
         settings: settings.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
         ..ExplainOptions::default()
@@ -42,11 +43,11 @@ async fn explain(pool: &PgPool, sql: &str, settings: &[(&str, &str)]) -> Report 
     doctor::explain(pool, sql, &options).await.unwrap_or_else(|e| panic!("explain {sql}: {e}"))
 }
 
-fn find(report: &Report, kind: Kind) -> Option<&Finding> {
+pub(super) fn find(report: &Report, kind: Kind) -> Option<&Finding> {
     report.findings.iter().find(|f| f.kind == kind)
 }
 
-fn expect(report: &Report, kind: Kind) -> Finding {
+pub(super) fn expect(report: &Report, kind: Kind) -> Finding {
     find(report, kind).cloned().unwrap_or_else(|| panic!("a {kind:?} finding in {:#?}", report.findings))
 }
 
@@ -292,149 +293,6 @@ async fn bad_statements_get_clear_errors_and_exit_codes() {
     }
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM marketing.clicks").fetch_one(&db.pool).await.unwrap();
     assert_eq!(left, 50_000);
-}
-
-/// Reads `marketing.audited` until the statistics show the scans.
-async fn read_and_flush(db: &TestDb, queries: &[&str]) {
-    let mut conn = db.pool.acquire().await.unwrap();
-    for query in queries {
-        sqlx::raw_sql(AssertSqlSafe(query.to_string())).execute(&mut *conn).await.unwrap();
-    }
-    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
-    drop(conn);
-    let flushed = wait_until(Duration::from_secs(10), || async {
-        let reads: Option<i64> = sqlx::query_scalar(
-            "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'audited'",
-        )
-        .fetch_optional(&db.pool)
-        .await
-        .unwrap();
-        reads.unwrap_or(0) > 0
-    })
-    .await;
-    assert!(flushed, "the scans reach pg_stat_user_tables");
-}
-
-#[tokio::test]
-async fn the_audit_finds_duplicate_redundant_unused_and_invalid_indexes_and_its_fixes_clear_them() {
-    let db = TestDb::migrated().await;
-    sqlx::raw_sql(
-        "CREATE TABLE marketing.audited (id bigint PRIMARY KEY, email text UNIQUE, source text, campaign text, note text);
-         INSERT INTO marketing.audited SELECT g, 'u' || g || '@example.com', 's' || g % 3, 'c' || g % 7, 'n' || g % 2
-         FROM generate_series(1, 2000) AS g;
-         CREATE INDEX audited_email_idx ON marketing.audited (email);
-         CREATE INDEX audited_source_idx ON marketing.audited (source);
-         CREATE INDEX audited_source_campaign_idx ON marketing.audited (source, campaign);
-         CREATE INDEX audited_campaign_idx ON marketing.audited (campaign);
-         -- Logical replication identifies rows by this copy of the key: it must stay.
-         CREATE UNIQUE INDEX audited_id_copy ON marketing.audited (id);
-         ALTER TABLE marketing.audited REPLICA IDENTITY USING INDEX audited_id_copy;
-         ANALYZE marketing.audited;",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    // A failed concurrent build (duplicates under a UNIQUE index) leaves an INVALID index.
-    let failed = sqlx::query("CREATE UNIQUE INDEX CONCURRENTLY audited_note_key ON marketing.audited (note)")
-        .execute(&db.pool)
-        .await;
-    assert!(failed.is_err());
-    // An index ON ONLY the partitioned parent, never attached: invalid too.
-    create_months(&db.pool).await;
-    sqlx::query("CREATE INDEX events_utm_medium_idx ON ONLY marketing.events (utm_medium)")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    // The workload reads by source and campaign; nothing ever reads by note.
-    read_and_flush(
-        &db,
-        &[
-            "SET enable_seqscan = off",
-            "SELECT count(*) FROM marketing.audited WHERE source = 's1' AND campaign = 'c2'",
-            "SELECT count(*) FROM marketing.audited WHERE campaign = 'c3'",
-            "SELECT count(*) FROM marketing.audited WHERE email = 'u5@example.com'",
-            "RESET enable_seqscan",
-        ],
-    )
-    .await;
-
-    let out = tally(&["doctor", "--json"]).database(&db.url).output().await;
-    assert_eq!(out.code, Some(0), "{out:?}");
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let found: Vec<(String, String)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["kind"].as_str().unwrap().to_string(), f["index"].as_str().unwrap().to_string()))
-        .collect();
-    let has = |kind: &str, index: &str| found.contains(&(kind.to_string(), index.to_string()));
-    assert!(has("duplicate_index", "marketing.audited_email_idx"), "{found:?}");
-    assert!(has("redundant_index", "marketing.audited_source_idx"), "{found:?}");
-    assert!(has("invalid_index", "marketing.audited_note_key"), "{found:?}");
-    assert!(has("invalid_index", "marketing.events_utm_medium_idx"), "{found:?}");
-    // Used, or backing a constraint: never suggested for dropping.
-    for kept in
-        ["audited_source_campaign_idx", "audited_campaign_idx", "audited_email_key", "audited_pkey", "audited_id_copy"]
-    {
-        assert!(!found.iter().any(|(_, i)| i.ends_with(kept)), "{kept}: {found:?}");
-    }
-    let email = report["findings"].as_array().unwrap().iter().find(|f| f["index"] == "marketing.audited_email_idx");
-    assert!(email.unwrap()["problem"].as_str().unwrap().contains("backs constraint audited_email_key"));
-
-    // The suggested statements fix every finding but the failed UNIQUE build,
-    // whose rebuild fails on the duplicates until the data is fixed.
-    for finding in report["findings"].as_array().unwrap() {
-        let index = finding["index"].as_str().unwrap();
-        if index == "marketing.audited_note_key" {
-            sqlx::query("UPDATE marketing.audited SET note = note || id").execute(&db.pool).await.unwrap();
-        }
-        for statement in finding["sql"].as_array().unwrap() {
-            sqlx::raw_sql(AssertSqlSafe(statement.as_str().unwrap().to_string()))
-                .execute(&db.pool)
-                .await
-                .unwrap_or_else(|e| panic!("{statement}: {e}"));
-        }
-    }
-    let (indexes, _) = doctor::audit::load(&db.pool).await.unwrap();
-    let left: Vec<String> = doctor::audit::audit(&indexes)
-        .into_iter()
-        .filter(|f| f.kind != Kind::UnusedIndex)
-        .map(|f| format!("{:?} {}", f.kind, f.index.unwrap_or_default()))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
-    let valid: Vec<bool> = sqlx::query_scalar(
-        "SELECT indisvalid FROM pg_index WHERE indexrelid IN
-         ('marketing.audited_note_key'::regclass, 'marketing.events_utm_medium_idx'::regclass)",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
-    assert_eq!(valid, [true, true]);
-}
-
-#[tokio::test]
-async fn an_index_no_query_uses_is_reported_unused_with_its_size() {
-    let db = TestDb::empty().await;
-    sqlx::raw_sql(
-        "CREATE SCHEMA marketing;
-         CREATE TABLE marketing.audited (id bigint PRIMARY KEY, note text);
-         INSERT INTO marketing.audited SELECT g, 'n' || g FROM generate_series(1, 5000) AS g;
-         CREATE INDEX audited_note_idx ON marketing.audited (note);",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    // Never read yet: nothing to judge by.
-    let (indexes, _) = doctor::audit::load(&db.pool).await.unwrap();
-    assert!(doctor::audit::audit(&indexes).is_empty());
-    read_and_flush(&db, &["SELECT count(*) FROM marketing.audited WHERE id = 7"]).await;
-    let out = tally(&["doctor"]).database(&db.url).output().await;
-    assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(out.stdout.contains("1. [unused_index] marketing.audited_note_idx"), "{}", out.stdout);
-    assert!(out.stdout.contains("has not been scanned since the statistics were reset"), "{}", out.stdout);
-    assert!(out.stdout.contains("DROP INDEX CONCURRENTLY IF EXISTS marketing.audited_note_idx;"), "{}", out.stdout);
-    let via_explain = tally(&["explain", "--audit"]).database(&db.url).output().await;
-    assert_eq!(via_explain.stdout, out.stdout);
 }
 
 #[tokio::test]

@@ -1,0 +1,199 @@
+//! How long index usage has been counted. "No scan" means "unused" only
+//! over a long enough window: a month-end report, a weekly job, or a query
+//! tally runs only in incremental mode would otherwise be advised away the
+//! day after a reset, a crash or the database's creation.
+//!
+//! PostgreSQL (15+) keeps its statistics across a clean restart but loses
+//! them all at a crash or an immediate shutdown, without touching the
+//! database's `stats_reset`; `pg_postmaster_start_time()` does not move at a
+//! crash either (the postmaster survives it). What does move is
+//! `pg_stat_bgwriter.stats_reset`: it is set whenever all statistics start
+//! afresh (the server's first start, recovery from a crash or an immediate
+//! shutdown, and an explicit reset of the shared counters). So the counting
+//! began at the latest of: this database's reset, that loss of all
+//! statistics, and the database's creation (its `PG_VERSION` file, when the
+//! role may read it). The server start is used only when none is known.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+use sqlx::PgPool;
+
+/// Unused-index advice waits until the statistics are this old by default.
+pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What the start of the counting was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatsSource {
+    /// `pg_stat_database.stats_reset`: someone reset this database's statistics.
+    DatabaseReset,
+    /// `pg_stat_bgwriter.stats_reset`: all statistics started afresh.
+    StatisticsLost,
+    /// The database was created after the statistics began.
+    DatabaseCreated,
+    /// `pg_postmaster_start_time()`, when nothing better is known.
+    ServerStart,
+}
+
+impl StatsSource {
+    fn describe(self) -> &'static str {
+        match self {
+            StatsSource::DatabaseReset => "when this database's statistics were reset",
+            StatsSource::StatisticsLost => {
+                "when the server last started its statistics afresh (first start, crash or immediate shutdown)"
+            }
+            StatsSource::DatabaseCreated => "when this database was created",
+            StatsSource::ServerStart => "when the server started",
+        }
+    }
+}
+
+/// The window over which index scans were counted. Serialized into the
+/// audit's `--json` as `stats_since`, `stats_since_source`, `stats_age_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Statistics {
+    #[serde(rename = "stats_since")]
+    pub since: DateTime<Utc>,
+    #[serde(rename = "stats_since_source")]
+    pub source: StatsSource,
+    #[serde(rename = "stats_age_seconds", serialize_with = "seconds")]
+    pub age: Duration,
+}
+
+fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(duration.as_secs())
+}
+
+impl Statistics {
+    /// The latest of the known starts, or the server start when none is known.
+    pub fn pick(
+        now: DateTime<Utc>,
+        database_reset: Option<DateTime<Utc>>,
+        statistics_lost: Option<DateTime<Utc>>,
+        database_created: Option<DateTime<Utc>>,
+        server_start: DateTime<Utc>,
+    ) -> Statistics {
+        let (since, source) = [
+            (database_reset, StatsSource::DatabaseReset),
+            (statistics_lost, StatsSource::StatisticsLost),
+            (database_created, StatsSource::DatabaseCreated),
+        ]
+        .into_iter()
+        .filter_map(|(at, source)| at.map(|at| (at, source)))
+        .max_by_key(|(at, _)| *at)
+        .unwrap_or((server_start, StatsSource::ServerStart));
+        Statistics { since, source, age: (now - since).to_std().unwrap_or_default() }
+    }
+
+    /// Whether zero scans over this window may be called unused.
+    pub fn old_enough(&self, min_age: Duration) -> bool {
+        self.age >= min_age
+    }
+
+    /// When the statistics will be `min_age` old.
+    pub fn old_enough_at(&self, min_age: Duration) -> DateTime<Utc> {
+        chrono::Duration::from_std(min_age)
+            .ok()
+            .and_then(|wait| self.since.checked_add_signed(wait))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// `2026-11-30 13:35 UTC (when this database was created)`: the one
+    /// wording the header and every unused finding use (the header adds
+    /// how long ago; findings stay the same from one run to the next).
+    pub fn since_text(&self) -> String {
+        format!("{} ({})", timestamp(self.since), self.source.describe())
+    }
+}
+
+/// Reads when the counting of index scans in this database began.
+pub async fn load(pool: &PgPool) -> Result<Statistics, sqlx::Error> {
+    type Row = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, DateTime<Utc>, bool);
+    let (now, database_reset, statistics_lost, server_start, may_stat_files): Row = sqlx::query_as(
+        "SELECT now(), (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()),
+                (SELECT stats_reset FROM pg_stat_bgwriter), pg_postmaster_start_time(),
+                has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')",
+    )
+    .fetch_one(pool)
+    .await?;
+    // pg_stat_file is for superusers and roles granted it (the privilege is
+    // checked when a statement naming it starts, so it gets a statement of
+    // its own); others count from the loss of all statistics instead.
+    let database_created: Option<DateTime<Utc>> = if may_stat_files {
+        sqlx::query_scalar(
+            "SELECT (pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification
+             FROM pg_database WHERE datname = current_database()",
+        )
+        .fetch_one(pool)
+        .await?
+    } else {
+        None
+    };
+    Ok(Statistics::pick(now, database_reset, statistics_lost, database_created, server_start))
+}
+
+/// `2026-11-30 13:35 UTC`.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A duration for people, to its two largest units: `3 days 4 hours`,
+/// `12 minutes`, `0 seconds`.
+pub fn duration_text(duration: Duration) -> String {
+    let mut left = duration.as_secs();
+    let mut parts = Vec::new();
+    for (unit, seconds) in [("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)] {
+        let count = left / seconds;
+        left %= seconds;
+        if count > 0 && parts.len() < 2 {
+            parts.push(format!("{count} {unit}{}", if count == 1 { "" } else { "s" }));
+        } else if !parts.is_empty() {
+            // Only adjacent units: `3 days 4 minutes` reads as precise when it is not.
+            break;
+        }
+    }
+    if parts.is_empty() { "0 seconds".to_string() } else { parts.join(" ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).unwrap()
+    }
+
+    #[test]
+    fn the_latest_known_start_counts_and_the_server_start_only_without_one() {
+        let now = at("2026-11-30T12:00:00Z");
+        let server = at("2026-10-01T00:00:00Z");
+        // A crash on Nov 20 lost everything; the database is older; no reset.
+        let crash =
+            Statistics::pick(now, None, Some(at("2026-11-20T12:00:00Z")), Some(at("2026-06-01T00:00:00Z")), server);
+        assert_eq!((crash.source, crash.age), (StatsSource::StatisticsLost, Duration::from_secs(10 * 86_400)));
+        // A database created an hour ago on a server counting for months.
+        let fresh =
+            Statistics::pick(now, None, Some(at("2026-01-01T00:00:00Z")), Some(at("2026-11-30T11:00:00Z")), server);
+        assert_eq!((fresh.source, fresh.age), (StatsSource::DatabaseCreated, Duration::from_secs(3_600)));
+        assert!(!fresh.old_enough(DEFAULT_MIN_AGE) && fresh.old_enough(Duration::ZERO));
+        assert_eq!(fresh.old_enough_at(DEFAULT_MIN_AGE), at("2026-12-07T11:00:00Z"));
+        let reset =
+            Statistics::pick(now, Some(at("2026-11-29T12:00:00Z")), Some(at("2026-01-01T00:00:00Z")), None, server);
+        assert_eq!(reset.source, StatsSource::DatabaseReset);
+        assert_eq!(reset.since_text(), "2026-11-29 12:00 UTC (when this database's statistics were reset)");
+        let unknown = Statistics::pick(now, None, None, None, server);
+        assert_eq!((unknown.source, unknown.since), (StatsSource::ServerStart, server));
+    }
+
+    #[test]
+    fn durations_read_to_their_two_largest_adjacent_units() {
+        assert_eq!(duration_text(Duration::from_secs(0)), "0 seconds");
+        assert_eq!(duration_text(Duration::from_secs(61)), "1 minute 1 second");
+        assert_eq!(duration_text(Duration::from_secs(12 * 60 + 5)), "12 minutes 5 seconds");
+        assert_eq!(duration_text(Duration::from_secs(3 * 86_400 + 4 * 3_600 + 59)), "3 days 4 hours");
+        assert_eq!(duration_text(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(duration_text(Duration::from_secs(86_400 + 60)), "1 day");
+    }
+}
