@@ -31,23 +31,24 @@ const TRIGGER_LOCK_CLASS: i32 = 0x7474_7267;
 /// every partition of `marketing.events` its TRUNCATE trigger. Cheap when
 /// nothing changed (a fingerprint comparison per table).
 pub async fn ensure(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
-    for table in SOURCES {
-        let wanted = generate(config, table);
-        let fingerprint = match &wanted {
-            Some(set) => Some(
-                sqlx::query_scalar::<_, String>("SELECT md5($1)")
-                    .bind(set.functions.join("\n"))
-                    .fetch_one(pool)
-                    .await?,
-            ),
-            None => None,
-        };
-        let installed: Option<String> =
-            sqlx::query_scalar("SELECT fingerprint FROM tally.trigger_sets WHERE source_table = $1")
-                .bind(*table)
-                .fetch_optional(pool)
-                .await?;
-        let present = present_triggers(pool, table).await?;
+    let wanted: Vec<Option<TriggerSet>> = SOURCES.iter().map(|table| generate(config, table)).collect();
+    let texts: Vec<Option<String>> = wanted.iter().map(|w| w.as_ref().map(|set| set.functions.join("\n"))).collect();
+    // One query for every source table, so that a refresh with nothing to
+    // change costs one round trip here: (wanted fingerprint, installed
+    // fingerprint, tally triggers present), in SOURCES order.
+    let states: Vec<(Option<String>, Option<String>, i64)> = sqlx::query_as(
+        "SELECT md5(s.wanted), ts.fingerprint,
+                (SELECT count(*) FROM pg_trigger
+                 WHERE tgrelid = to_regclass(s.source_table) AND tgname LIKE 'tally_invalidate_%')
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS s(source_table, wanted, position)
+         LEFT JOIN tally.trigger_sets ts ON ts.source_table = s.source_table
+         ORDER BY s.position",
+    )
+    .bind(SOURCES)
+    .bind(&texts)
+    .fetch_all(pool)
+    .await?;
+    for ((table, wanted), (fingerprint, installed, present)) in SOURCES.iter().zip(&wanted).zip(states) {
         let complete = present == OPERATIONS.len() as i64;
         if installed == fingerprint && (wanted.is_none() || complete) && (wanted.is_some() || present == 0) {
             continue;
@@ -59,7 +60,7 @@ pub async fn ensure(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
             .execute(&mut *tx)
             .await?;
         crate::db::set_local_timeouts(&mut tx, &config.database).await?;
-        match (&wanted, &fingerprint) {
+        match (wanted, &fingerprint) {
             (Some(set), Some(fingerprint)) => install(&mut tx, set, fingerprint).await?,
             _ => uninstall(&mut tx, table).await?,
         }
@@ -99,15 +100,6 @@ async fn mark_untracked_stale(pool: &PgPool, config: &Config) -> Result<(), sqlx
         }
     }
     Ok(())
-}
-
-async fn present_triggers(pool: &PgPool, table: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname LIKE 'tally_invalidate_%'",
-    )
-    .bind(table)
-    .fetch_one(pool)
-    .await
 }
 
 async fn install(conn: &mut PgConnection, set: &TriggerSet, fingerprint: &str) -> Result<(), sqlx::Error> {
