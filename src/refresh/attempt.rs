@@ -142,6 +142,37 @@ pub async fn run_waiting(
     Ok(attempt)
 }
 
+/// [`run_waiting`], bounded on the client side too. `statement_timeout`
+/// bounds each statement on the server, but a server whose host vanished
+/// (a failover, a partition) answers nothing, and nothing in the driver
+/// notices: after three times `statement_timeout` plus the lock wait, the
+/// attempt gives up on its connection (dropping it) with a lost connection
+/// error, which is retried. No bound when `statement_timeout` is 0.
+pub async fn run_bounded(
+    pool: &PgPool,
+    aggregate: &'static Aggregate,
+    config: &Config,
+    backends: &ActiveBackends,
+    lock_wait: Duration,
+) -> Result<Attempt, AttemptError> {
+    let attempt = run_waiting(pool, aggregate, config, backends, lock_wait);
+    let statement_timeout = config.database.statement_timeout.0;
+    if statement_timeout.is_zero() {
+        return attempt.await;
+    }
+    let limit = statement_timeout.saturating_mul(3).saturating_add(lock_wait);
+    tokio::time::timeout(limit, attempt).await.unwrap_or_else(|_| {
+        Err(AttemptError::Database(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "PostgreSQL did not answer within {} (three times statement_timeout, plus the lock wait); \
+                 the connection is presumed lost",
+                humantime::format_duration(limit)
+            ),
+        ))))
+    })
+}
+
 /// Takes the aggregate's transaction-scoped advisory lock: at once or not at
 /// all when `wait` is zero, else waiting for it under `lock_timeout = wait`
 /// (which `set_local_timeouts` replaces right after). `false`: held elsewhere.

@@ -190,7 +190,7 @@ impl Refresher {
 
     async fn attempt_with_retries(&self, aggregate: &'static Aggregate) -> (Result<Attempt, String>, u32) {
         let retried = crate::db::with_retries(aggregate.name, self.config.refresh.max_attempts, &self.shutdown, || {
-            attempt::run_waiting(&self.pool, aggregate, &self.config, &self.backends, self.lock_wait)
+            attempt::run_bounded(&self.pool, aggregate, &self.config, &self.backends, self.lock_wait)
         })
         .await;
         (retried.result.map_err(|e| e.to_string()), retried.attempts)

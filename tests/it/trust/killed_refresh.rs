@@ -122,3 +122,33 @@ async fn sessions(observer: &mut sqlx::PgConnection) -> i64 {
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_server_that_stops_answering_mid_refresh_fails_the_attempt_instead_of_hanging() {
+    let db = TestDb::migrated().await;
+    let config = crate::harness::config(
+        "[database]\nstatement_timeout = \"2s\"\nlock_timeout = \"60s\"\n[refresh]\nmax_attempts = 1\n",
+    );
+    let refresher = crate::aggregates::refresher(&db.pool, config);
+    let lock = db.lock_events().await;
+    let aggregate = tally::aggregates::find("daily_event_counts").unwrap();
+    let refresh = tokio::spawn(async move { refresher.refresh(aggregate).await });
+    // The refresh waits on the lock; its backend then stops answering, as a
+    // server whose host vanished would (SIGSTOP: no timer of its fires).
+    assert!(wait_until(Duration::from_secs(10), || async { db.sessions_waiting_for_locks().await >= 1 }).await);
+    let pid: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let backend = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(backend, Signal::SIGSTOP).unwrap();
+    lock.rollback().await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(30), refresh).await;
+    nix::sys::signal::kill(backend, Signal::SIGCONT).unwrap();
+    let report = report.expect("the attempt gave up within its bound").unwrap().unwrap();
+    assert_eq!(report.outcome, tally::refresh::RefreshOutcome::Failure);
+    let error = report.error.unwrap_or_default();
+    assert!(error.contains("did not answer within 6s"), "{error}");
+}
