@@ -40,7 +40,7 @@ pub enum Command {
         names: Vec<String>,
         /// When another tally process is refreshing an aggregate, wait this
         /// long for it to finish, then refresh; exit 1 if it is still busy.
-        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = postgres_timeout)]
         wait: std::time::Duration,
     },
     /// Show freshness and history per aggregate, and partitions per table.

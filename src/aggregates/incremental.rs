@@ -89,13 +89,19 @@ async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) 
              DELETE FROM tally.invalidations WHERE aggregate = $1 RETURNING kind, first_day, last_day, lead_id),
          dirty AS (
              SELECT d::date AS day
-             FROM claimed, generate_series(claimed.first_day, claimed.last_day, interval '1 day') AS d
-             WHERE claimed.kind = 'days'
+             FROM claimed,
+                  -- Both ends within the years 1 to 9999, so that no date
+                  -- becomes a timestamp PostgreSQL cannot hold.
+                  generate_series(least(greatest(claimed.first_day, date '0001-01-01'), date '9999-12-31'),
+                                  greatest(least(claimed.last_day, date '9999-12-31'), date '0001-01-01'),
+                                  interval '1 day') AS d
+             WHERE claimed.kind = 'days' AND claimed.first_day <= date '9999-12-31'
+               AND claimed.last_day >= date '0001-01-01'
              UNION
              SELECT (c.occurred_at AT TIME ZONE {tz})::date
              FROM claimed JOIN marketing.conversions AS c
-               ON c.occurred_at >= (claimed.first_day::timestamp AT TIME ZONE {tz})
-              AND c.occurred_at < ((claimed.last_day + 1)::timestamp AT TIME ZONE {tz})
+               ON c.occurred_at >= (least(claimed.first_day, date '9999-12-31')::timestamp AT TIME ZONE {tz})
+              AND c.occurred_at < ((least(claimed.last_day, date '9999-12-30') + 1)::timestamp AT TIME ZONE {tz})
              WHERE claimed.kind = 'touch_window'
              UNION
              SELECT (c.occurred_at AT TIME ZONE {tz})::date
@@ -103,7 +109,8 @@ async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) 
              WHERE claimed.kind = 'lead')
          SELECT (SELECT count(*) FROM claimed),
                 coalesce((SELECT bool_or(kind = 'all') FROM claimed), false),
-                array(SELECT day FROM dirty ORDER BY day)"
+                -- Days tally can hold as dates: the years 1 to 9999.
+                array(SELECT day FROM dirty WHERE day BETWEEN date '0001-01-01' AND date '9999-12-31' ORDER BY day)"
     )))
     .bind(aggregate.name)
     .fetch_one(conn)

@@ -30,6 +30,14 @@ pub fn load(path: &Path) -> Result<Vec<String>, ConfigError> {
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {
             Ok((key, value)) => {
+                if value.contains('\0') {
+                    // The environment cannot hold a NUL (setting one would
+                    // panic, quoting the value); said without the value.
+                    return Err(env_error(format!(
+                        "{shown}: the value of {key} contains a NUL character, which no environment variable can \
+                         hold; remove it"
+                    )));
+                }
                 if std::env::var_os(&key).is_none() {
                     // SAFETY: called from `main` before the async runtime or
                     // any other thread starts, so nothing reads the

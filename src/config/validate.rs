@@ -15,30 +15,41 @@ impl ConfigFile {
             reason,
         };
         let lookback = self.attribution_lookback_days.unwrap_or(30);
-        let at_least_one = [
-            ("database.max_connections", self.database.max_connections),
-            ("refresh.max_concurrent", self.refresh.max_concurrent),
-            ("refresh.max_attempts", self.refresh.max_attempts),
-            ("refresh.history_days", self.refresh.history_days),
-            ("attribution_lookback_days", lookback),
+        // Upper bounds far above any real use, and below what would
+        // overflow where the value goes (a pool's slots, month arithmetic,
+        // an SQL interval, an i32 day count) or retry a failure for ever.
+        let bounded = [
+            ("database.max_connections", self.database.max_connections, 1, 1_000),
+            ("refresh.max_concurrent", self.refresh.max_concurrent, 1, 100),
+            ("refresh.max_attempts", self.refresh.max_attempts, 1, 100),
+            ("refresh.history_days", self.refresh.history_days, 1, 36_500),
+            ("attribution_lookback_days", lookback, 1, 3_650),
+            ("partitions.premake_months", self.partitions.premake_months, 0, 120),
+            ("partitions.rescue_batch_rows", self.partitions.rescue_batch_rows, 1, 10_000_000),
         ];
-        for (key, value) in at_least_one {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1".to_string()));
+        for (key, value, min, max) in bounded {
+            if value < min {
+                return Err(invalid(key, format!("must be at least {min}")));
+            }
+            if value > max {
+                return Err(invalid(key, format!("must be at most {max}")));
             }
         }
-        if self.partitions.premake_months > 120 {
-            return Err(invalid("partitions.premake_months", "must be at most 120".to_string()));
-        }
-        if self.partitions.retention_months == Some(0) {
-            return Err(invalid(
-                "partitions.retention_months",
-                "must be at least 1 (the current month is never retired); remove the key to keep everything"
-                    .to_string(),
-            ));
-        }
-        if self.partitions.rescue_batch_rows == 0 {
-            return Err(invalid("partitions.rescue_batch_rows", "must be at least 1".to_string()));
+        match self.partitions.retention_months {
+            Some(0) => {
+                return Err(invalid(
+                    "partitions.retention_months",
+                    "must be at least 1 (the current month is never retired); remove the key to keep everything"
+                        .to_string(),
+                ));
+            }
+            Some(months) if months > 1_200 => {
+                return Err(invalid(
+                    "partitions.retention_months",
+                    "must be at most 1200 (100 years); remove the key to keep everything".to_string(),
+                ));
+            }
+            _ => {}
         }
         for (index, table) in self.partitions.extra_tables.iter().enumerate() {
             let key = format!("partitions.extra_tables[{index}]");

@@ -165,7 +165,8 @@ impl Schedule {
             Schedule::Cron(cron) => cron.find_next_occurrence(&now, false).ok(),
             Schedule::Every(interval) => {
                 let interval = chrono::Duration::from_std(*interval).ok()?;
-                Some(last_start.map_or(now, |start| (start + interval).max(now)))
+                // checked: a last start read back from history may be anything.
+                Some(last_start.and_then(|start| start.checked_add_signed(interval)).map_or(now, |next| next.max(now)))
             }
         }
     }

@@ -98,6 +98,8 @@ fn top_level(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
                 depth = depth.saturating_sub(1);
                 Some((at, depth))
             }
+            // Only offsets where a character starts: callers slice there.
+            _ if !text.is_char_boundary(at) => None,
             _ => Some((at, depth)),
         }
     })

@@ -152,11 +152,14 @@ pub fn read(
         };
         match parsed {
             Ok(row) => {
-                batch_bytes += row.properties.len() + 128;
+                // The whole line, not only its properties: ids, names and
+                // UTM values can be as long as the line allows.
+                batch_bytes += length.max(row.properties.len()) + 128;
                 batch.rows.push(row);
             }
             Err(reason) => {
                 let text = String::from_utf8_lossy(&buffer[..buffer.len().min(64 * 1024)]).into_owned();
+                batch_bytes += text.len() + reason.len() + 128;
                 batch.rejects.push(Rejection { line: number, reason, text });
             }
         }

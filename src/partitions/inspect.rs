@@ -28,13 +28,16 @@ pub struct TableState {
     pub months: Vec<Month>,
     /// Rows in the default partition, by the UTC month they belong to.
     pub default_rows: BTreeMap<Month, i64>,
+    /// Rows in the default partition no monthly partition can take:
+    /// `±infinity`, or outside the years 1 to 9999. They stay there, counted.
+    pub unplaceable_rows: i64,
     /// Partitions left "detach pending" by an interrupted DETACH CONCURRENTLY.
     pub detach_pending: Vec<String>,
 }
 
 impl TableState {
     pub fn default_row_count(&self) -> i64 {
-        self.default_rows.values().sum()
+        self.default_rows.values().sum::<i64>() + self.unplaceable_rows
     }
 
     /// Partitions after the month of `today`.
@@ -104,16 +107,29 @@ pub async fn inspect(pool: &PgPool, table: &ManagedTable) -> Result<TableState, 
     let detach_pending = children.iter().filter(|(_, pending)| *pending).map(|(name, _)| name.clone()).collect();
 
     let mut default_rows = BTreeMap::new();
+    let mut unplaceable_rows = 0;
     if let Some(default) = &default_partition {
-        let counts: Vec<(NaiveDate, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT date_trunc('month', {column} AT TIME ZONE 'UTC')::date, count(*) FROM {} GROUP BY 1",
+        // Only months a partition name and a date in tally can hold come
+        // back as dates; an application may write 'infinity' or year 300000.
+        let counts: Vec<(Option<NaiveDate>, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT CASE WHEN {column} >= '0001-01-01 00:00:00+00' AND {column} < '10000-01-01 00:00:00+00'
+                         THEN date_trunc('month', {column} AT TIME ZONE 'UTC')::date END,
+                    count(*)
+             FROM {} GROUP BY 1",
             table.qualified(default),
             column = quote_ident(&column)
         )))
         .fetch_all(pool)
         .await
         .map_err(db)?;
-        default_rows = counts.into_iter().map(|(first_day, rows)| (Month::of(first_day), rows)).collect();
+        for (first_day, rows) in counts {
+            match first_day {
+                Some(first_day) => {
+                    default_rows.insert(Month::of(first_day), rows);
+                }
+                None => unplaceable_rows += rows,
+            }
+        }
     }
     Ok(TableState {
         column,
@@ -123,6 +139,7 @@ pub async fn inspect(pool: &PgPool, table: &ManagedTable) -> Result<TableState, 
         default_partition,
         months,
         default_rows,
+        unplaceable_rows,
         detach_pending,
     })
 }

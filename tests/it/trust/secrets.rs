@@ -121,3 +121,70 @@ async fn healthcheck_survives_a_peer_that_splits_a_character_across_chunks() {
     assert!(out.stderr.contains("HTTP 503: é"), "{}", out.stderr);
     tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn values_no_real_setting_needs_exit_2_instead_of_overflowing() {
+    for (toml, key) in [
+        ("[database]\nmax_connections = 100000000\n", "database.max_connections"),
+        ("[partitions]\nretention_months = 4294967295\n", "partitions.retention_months"),
+        ("attribution_lookback_days = 1000000000\n", "attribution_lookback_days"),
+        ("[refresh]\nhistory_days = 4294967295\n", "refresh.history_days"),
+        ("[refresh]\nmax_attempts = 1000000\n", "refresh.max_attempts"),
+    ] {
+        let out = tally(&["status"])
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .config_file(toml)
+            .output()
+            .await;
+        assert_eq!(out.code, Some(2), "{toml}: {out:?}");
+        assert!(out.stderr.contains(key) && out.stderr.contains("at most"), "{toml}: {}", out.stderr);
+    }
+    let out = tally(&["refresh", "--wait", "30d"]).output().await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("PostgreSQL's limit"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_nul_in_dotenv_is_an_error_without_the_value() {
+    let out = tally(&["status"]).file(".env", &format!("DATABASE_URL=postgres://u:{SECRET}@h/db\0\n")).output().await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("NUL character") && out.stderr.contains("DATABASE_URL"), "{}", out.stderr);
+    assert_no_secret(&out, "a NUL in .env");
+}
+
+#[tokio::test]
+async fn timestamps_no_partition_can_hold_are_counted_not_fatal() {
+    let db = TestDb::migrated().await;
+    // What an application may write: infinity, a year past 9999, a spend day in year 300000.
+    sqlx::query(
+        "INSERT INTO marketing.events (event, occurred_at) VALUES
+             ('page_view', 'infinity'), ('page_view', '-infinity'), ('page_view', '270000-01-01'),
+             ('page_view', now())",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let toml = "[aggregates.daily_campaign_spend]\nmode = \"incremental\"\n";
+    let built = tally(&["refresh", "daily_campaign_spend"]).database(&db.url).config_file(toml).output().await;
+    assert_eq!(built.code, Some(0), "{built:?}");
+    sqlx::query(
+        "INSERT INTO marketing.campaign_spend (day, utm_source, utm_campaign, spend) VALUES
+             ('300000-01-01', 'google', 'far', 1), (current_date, 'google', 'near', 2)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    for args in [vec!["partitions"], vec!["status"], vec!["refresh", "daily_campaign_spend"]] {
+        let out = tally(&args).database(&db.url).config_file(toml).output().await;
+        assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+    }
+    let status = tally(&["status"]).database(&db.url).output().await;
+    assert!(status.stdout.contains("3 rows in the default partition"), "{}", status.stdout);
+    let near: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reporting.daily_campaign_spend WHERE utm_campaign = 'near'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(near, 1, "the days tally can hold were refreshed");
+}
