@@ -137,12 +137,60 @@ impl FromStr for DatabaseUrl {
             if !text.contains("://") {
                 return Err(unusable("`//` is missing after `postgres:`".to_string()));
             }
-            url
+            without_unknown_parameters(url)
         };
         let parsed = DatabaseUrl::from_parsed(url);
         parsed.connect_options()?;
         Ok(parsed)
     }
+}
+
+/// Query parameters the driver reads; it logs any other with its value,
+/// which could be a secret under a mistyped name (`?pasword=...`).
+const KNOWN_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// `url` without the query parameters the driver does not know, each
+/// dropped with a warning that names it but not its value.
+fn without_unknown_parameters(mut url: Url) -> Url {
+    let known = |key: &str| KNOWN_PARAMETERS.contains(&key) || key.starts_with("options[");
+    if url.query_pairs().all(|(key, _)| known(&key)) {
+        return url;
+    }
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(key, _)| {
+            let keep = known(key);
+            if !keep {
+                tracing::warn!(parameter = %key, "DATABASE_URL: unknown query parameter ignored");
+            }
+            keep
+        })
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    url
 }
 
 impl fmt::Display for DatabaseUrl {
@@ -242,6 +290,14 @@ mod tests {
             socket.connect_options().unwrap().get_socket().map(|p| p.display().to_string()).as_deref(),
             Some("/var/run/postgresql")
         );
+    }
+
+    #[test]
+    fn unknown_query_parameters_are_dropped() {
+        let url: DatabaseUrl = "postgres://u@host/db?pasword=hunter2&sslmode=disable".parse().unwrap();
+        assert_eq!(url.expose(), "postgres://u@host/db?sslmode=disable");
+        let url: DatabaseUrl = "postgres://u@host/db?pasword=hunter2".parse().unwrap();
+        assert_eq!(url.expose(), "postgres://u@host/db");
     }
 
     #[test]

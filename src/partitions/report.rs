@@ -130,7 +130,9 @@ pub fn render_reports(reports: &[MaintenanceReport]) -> String {
                 ActionResult::LockedElsewhere => {
                     "skipped: another tally process holds the maintenance lock".to_string()
                 }
-                ActionResult::Failed { error, attempts } => format!("failed after {attempts} attempts: {error}"),
+                ActionResult::Failed { error, attempts } => {
+                    format!("failed after {}: {error}", crate::db::plural(*attempts, "attempt"))
+                }
             };
             out.push_str(&format!(
                 "{:<24} {:<8} {:<9} {:>8}  {result}\n",
