@@ -97,7 +97,7 @@ pub async fn run(
 /// [`run`], but waiting up to `lock_wait` for another session's refresh of
 /// the aggregate to end before yielding (what `tally refresh` does: it
 /// must not report success for an aggregate it did not refresh).
-pub async fn run_waiting(
+async fn run_waiting(
     pool: &PgPool,
     aggregate: &'static Aggregate,
     config: &Config,

@@ -146,16 +146,12 @@ async fn migrations_under_insert_load_never_make_a_writer_wait_past_lock_timeout
         .await
         .unwrap();
     assert_eq!(applied as usize, migration_files().len());
-    let valid: bool = sqlx::query_scalar(
-        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'marketing.leads_created_at_idx'::regclass",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    assert!(valid);
+    assert_eq!(index_state(&db.pool).await, Some(true));
 }
 
-async fn index_state(pool: &PgPool) -> Option<bool> {
+/// Whether `leads_created_at_idx` (built CONCURRENTLY by a migration) is
+/// valid; `None` while it does not exist.
+pub async fn index_state(pool: &PgPool) -> Option<bool> {
     sqlx::query_scalar(
         "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
          WHERE c.relname = 'leads_created_at_idx'",
