@@ -53,8 +53,8 @@ pub enum Command {
     /// and keep the worker running. Without DATABASE_URL, uses a throwaway
     /// PostgreSQL cluster that is removed on exit.
     Demo {
-        /// Number of events to generate.
-        #[arg(long, default_value_t = 200_000)]
+        /// Number of events to generate (at most 1,000,000,000).
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
         events: u64,
         /// Seed of the generator: the same seed gives the same data.
         #[arg(long, default_value_t = 42)]
@@ -174,6 +174,7 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// A duration flag that becomes a PostgreSQL timeout, at most its limit.
+/// 0 means no limit there, so a nonzero value under 1 ms is refused too.
 fn postgres_timeout(text: &str) -> Result<std::time::Duration, String> {
-    crate::config::parse_bounded(text, crate::config::MAX_PG_TIMEOUT)
+    crate::config::parse_bounded(text, crate::config::MAX_PG_TIMEOUT).and_then(crate::config::check_pg_timeout)
 }

@@ -164,6 +164,11 @@ impl Metrics {
             }
             metrics.refresh_failures_total.with_label_values(&[*aggregate]);
             metrics.refresh_duration_seconds.with_label_values(&[*aggregate, *mode]);
+            if *mode == "incremental" {
+                // Read from tally.invalidations at start-up and every 10 s;
+                // present even if that reading fails.
+                metrics.invalidated_days.with_label_values(&[*aggregate]).set(0);
+            }
             metrics
                 .fresh_as_of
                 .lock()

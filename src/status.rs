@@ -101,7 +101,10 @@ pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Resu
             built,
             depends_on,
             last_success: summary.last_success_finished,
-            staleness_seconds: summary.last_success_started.map(|s| (now - s).num_milliseconds() as f64 / 1000.0),
+            // A clock ahead of this one must not show a negative staleness.
+            staleness_seconds: summary
+                .last_success_started
+                .map(|s| ((now - s).num_milliseconds() as f64 / 1000.0).max(0.0)),
             last_duration_seconds: summary.last_duration_seconds,
             rows: summary.rows,
             next_run,
@@ -113,7 +116,7 @@ pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Resu
     let today: NaiveDate = now.date_naive();
     let mut tables = Vec::new();
     for table in partitions::managed_tables(config) {
-        let line = match partitions::inspect(pool, &table).await {
+        let line = match partitions::inspect(pool, &table, config.database.lock_timeout.0).await {
             Ok(state) => TableStatus {
                 table: table.label(),
                 partitions: state.months.len(),

@@ -191,7 +191,11 @@ fn runs(days: &[NaiveDate]) -> Vec<(NaiveDate, NaiveDate)> {
 /// a touch window counts all its days, a lead change counts one).
 pub async fn backlog(pool: &sqlx::PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT aggregate, coalesce(sum(CASE WHEN kind IN ('days', 'touch_window') THEN last_day - first_day + 1 ELSE 1 END), 0)::bigint
+        // Days outside the years 1 to 9999 (an 'infinity' in the data) are
+        // not rewritten (see `claim`), so they are not counted either.
+        "SELECT aggregate, coalesce(sum(CASE WHEN kind IN ('days', 'touch_window')
+                    THEN greatest(least(last_day, date '9999-12-31') - greatest(first_day, date '0001-01-01') + 1, 0)
+                    ELSE 1 END), 0)::bigint
          FROM tally.invalidations GROUP BY aggregate",
     )
     .fetch_all(pool)

@@ -38,7 +38,8 @@ pub fn load(path: &Path) -> Result<Vec<String>, ConfigError> {
                          hold; remove it"
                     )));
                 }
-                if std::env::var_os(&key).is_none() {
+                // Set but empty counts as unset, as `DatabaseUrl::from_env` reads it.
+                if std::env::var_os(&key).is_none_or(|v| v.is_empty()) {
                     // SAFETY: called from `main` before the async runtime or
                     // any other thread starts, so nothing reads the
                     // environment concurrently.
@@ -60,7 +61,8 @@ pub fn load(path: &Path) -> Result<Vec<String>, ConfigError> {
                     true => String::new(),
                     false => format!(" ({})", keys.join(", ")),
                 };
-                let all_set = !keys.is_empty() && keys.iter().all(|k| std::env::var_os(k).is_some());
+                let all_set =
+                    !keys.is_empty() && keys.iter().all(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
                 if !all_set {
                     return Err(env_error(format!(
                         "{shown} {lines}{named} is not a valid KEY=VALUE line (an unclosed quote, a space in an \

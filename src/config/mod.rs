@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use values::{HumanDuration, Limit, MAX_DURATION, MAX_PG_TIMEOUT, Schedule, Timezone, parse_bounded};
+pub use values::{
+    HumanDuration, Limit, MAX_DURATION, MAX_PG_TIMEOUT, Schedule, Timezone, check_pg_timeout, parse_bounded,
+};
 
 /// A configuration problem: which file, which key, and what to do about it.
 #[derive(Debug, thiserror::Error)]

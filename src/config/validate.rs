@@ -56,6 +56,16 @@ impl ConfigFile {
             let name = table.strip_prefix("marketing.").unwrap_or_default();
             let simple = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
                 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            // Partition names add `_pYYYY_MM` (9 characters) and must fit
+            // PostgreSQL's 63, or every month truncates to the same name.
+            if name.len() > 54 {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "`{table}`: the table name is longer than 54 characters, so its partitions' names would not fit PostgreSQL's 63"
+                    ),
+                ));
+            }
             if !simple || name == "events" {
                 return Err(invalid(
                     &key,

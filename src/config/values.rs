@@ -139,12 +139,17 @@ pub enum Schedule {
 impl Schedule {
     /// Parses a 6-field cron expression such as `"0 */5 * * * *"`.
     pub fn cron(expression: &str) -> Result<Self, String> {
-        cron_parser().parse(expression).map(|cron| Schedule::Cron(Box::new(cron))).map_err(|e| {
+        let cron = cron_parser().parse(expression).map_err(|e| {
             format!(
                 "`{expression}` is not a valid schedule ({e}); write 6 fields, seconds first, in UTC, \
                  e.g. \"0 */5 * * * *\" for every 5 minutes"
             )
-        })
+        })?;
+        // A schedule of a date that never comes (`0 0 0 30 2 *`) parses.
+        if cron.find_next_occurrence(&Utc::now(), false).is_err() {
+            return Err(format!("`{expression}` never fires (no date matches it); write a schedule that does"));
+        }
+        Ok(Schedule::Cron(Box::new(cron)))
     }
 
     /// A fixed interval: at least one second, at most [`MAX_DURATION`].
@@ -259,6 +264,8 @@ mod tests {
         let err = Schedule::cron("*/5 * * * *").unwrap_err();
         assert!(err.contains("6 fields"), "{err}");
         assert!(Schedule::cron("not a cron").is_err());
+        let err = Schedule::cron("0 0 0 30 2 *").unwrap_err();
+        assert!(err.contains("never fires"), "{err}");
     }
 
     #[test]

@@ -100,14 +100,14 @@ pub async fn connect_reporting(
             return Err(DbError::Refused { url: url.to_string(), reason, hint });
         }
         let waited = started.elapsed();
-        let out_of_time = match patience {
-            Patience::Forever => false,
-            Patience::For(limit) => waited + delay > limit,
-        };
-        if out_of_time {
-            return Err(DbError::Unreachable { url: url.to_string(), attempts, waited, reason });
+        let mut pause = with_jitter(delay);
+        if let Patience::For(limit) = patience {
+            if waited >= limit {
+                return Err(DbError::Unreachable { url: url.to_string(), attempts, waited, reason });
+            }
+            // The last attempt is made at the limit, not a backoff before it.
+            pause = pause.min(limit - waited);
         }
-        let pause = with_jitter(delay);
         match refused {
             Some(hint) => {
                 tracing::error!(database = %url, attempt = attempts, retry_in = ?pause, error = %reason, hint, "PostgreSQL refused the connection; retrying")

@@ -137,6 +137,18 @@ impl FromStr for DatabaseUrl {
             if !text.contains("://") {
                 return Err(unusable("`//` is missing after `postgres:`".to_string()));
             }
+            // An `@` the parser did not take as the end of USER:PASSWORD sits
+            // in the path, query or fragment: a password with a raw `/`, `?`
+            // or `#` that made the parser stop early (`u:12/secret@host`
+            // reads as host `u`, port 12). Taken as written, the password
+            // would be shown as part of the path.
+            if url.username().is_empty() && url.password().is_none() && text.contains('@') {
+                return Err(unusable(
+                    "the part before `@` is not USER:PASSWORD as written; percent-encode `/`, `?`, `#` and `@` in the \
+                     password (%2F, %3F, %23, %40)"
+                        .to_string(),
+                ));
+            }
             without_unknown_parameters(url)
         };
         let parsed = DatabaseUrl::from_parsed(url);
@@ -207,14 +219,22 @@ impl fmt::Debug for DatabaseUrl {
 
 /// Redaction of a string that could not be parsed, so nothing in it can be
 /// trusted to be where a URL keeps its password: everything before the last
-/// `@` (after a `scheme://`) is hidden, and so is every `password=` value.
+/// `@` (after a `scheme://`) is hidden; without an `@`, everything after
+/// `scheme://` up to the path (`tally:s3cret` may be USER:PASSWORD with the
+/// host forgotten), and a value with neither is not shown at all (a lone
+/// word may be the password itself); every `password=` value is hidden.
 fn redact_unparsed(text: &str) -> String {
-    let mut shown = match text.rfind('@') {
-        Some(at) => {
-            let keep = text.find("://").map_or(0, |i| i + 3).min(at);
+    let scheme_end = text.find("://").map(|i| i + 3);
+    let mut shown = match (text.rfind('@'), scheme_end) {
+        (Some(at), _) => {
+            let keep = scheme_end.unwrap_or(0).min(at);
             format!("{}***{}", &text[..keep], &text[at..])
         }
-        None => text.to_string(),
+        (None, Some(start)) => {
+            let end = text[start..].find(['/', '?', '#']).map_or(text.len(), |i| start + i);
+            format!("{}***{}", &text[..start], &text[end..])
+        }
+        (None, None) => "(not shown)".to_string(),
     };
     let lower = shown.to_ascii_lowercase();
     if let Some(start) = lower.find("password") {
@@ -270,6 +290,13 @@ mod tests {
             "ftp://u:hunter2@host/db",
             "password=hunter2 host=h bogus",
             "postgres://u@host/db?password=hunter2&sslmode=bogus",
+            "postgres://r4:12/hunter2@127.0.0.1:5499/pwdb",
+            "postgres://tally:123#hunter2@127.0.0.1:5432/db",
+            "postgres://tally:77?hunter2@127.0.0.1:5432/db",
+            "postgres://tally:hunter2/marketing",
+            "hunter2",
+            "postgres:hunter2",
+            "mysql:hunter2",
         ] {
             let err = text.parse::<DatabaseUrl>().unwrap_err().to_string();
             assert!(!err.contains("hunter2"), "{text}: {err}");

@@ -85,7 +85,15 @@ async fn demo(
     if existing {
         tracing::info!("the marketing tables already have rows; not loading demo data");
     } else {
-        generate(&pool, &config, &options.generate).await?;
+        // A long generation stops at the first Ctrl-C: its transaction is
+        // abandoned with the connection and rolls back.
+        tokio::select! {
+            generated = generate(&pool, &config, &options.generate) => { generated?; }
+            _ = shutdown.cancelled() => {
+                tracing::info!("interrupted while generating demo data; nothing was loaded");
+                return Ok(());
+            }
+        }
     }
     let today = Utc::now().date_naive();
     // Failures are logged; the report reads whatever exists.

@@ -3,6 +3,7 @@
 //! rows waiting in its default partition.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use sqlx::{AssertSqlSafe, PgPool};
@@ -49,7 +50,11 @@ impl TableState {
 
 /// Reads `table`'s state. Fails, naming the table, when it does not exist or
 /// is not range-partitioned on one timestamptz column.
-pub async fn inspect(pool: &PgPool, table: &ManagedTable) -> Result<TableState, PartitionError> {
+pub async fn inspect(
+    pool: &PgPool,
+    table: &ManagedTable,
+    lock_timeout: Duration,
+) -> Result<TableState, PartitionError> {
     let fail = |reason: String| PartitionError { relation: table.label(), reason };
     let db = |e: sqlx::Error| fail(crate::db::describe(&e));
     let key: Option<(String, String, String, i16, Option<String>)> = sqlx::query_as(
@@ -111,6 +116,14 @@ pub async fn inspect(pool: &PgPool, table: &ManagedTable) -> Result<TableState, 
     if let Some(default) = &default_partition {
         // Only months a partition name and a date in tally can hold come
         // back as dates; an application may write 'infinity' or year 300000.
+        // Counting reads the default partition: under `lock_timeout`, so a
+        // long lock on the table fails this reading instead of queueing.
+        let mut tx = pool.begin().await.map_err(db)?;
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{}ms", lock_timeout.as_millis()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let counts: Vec<(Option<NaiveDate>, i64)> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT CASE WHEN {column} >= '0001-01-01 00:00:00+00' AND {column} < '10000-01-01 00:00:00+00'
                          THEN date_trunc('month', {column} AT TIME ZONE 'UTC')::date END,
@@ -119,9 +132,10 @@ pub async fn inspect(pool: &PgPool, table: &ManagedTable) -> Result<TableState, 
             table.qualified(default),
             column = quote_ident(&column)
         )))
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         for (first_day, rows) in counts {
             match first_day {
                 Some(first_day) => {

@@ -108,7 +108,7 @@ pub async fn maintain(
 ) -> Vec<MaintenanceReport> {
     let mut reports = Vec::new();
     for table in managed_tables(config) {
-        let report = match inspect(pool, &table).await {
+        let report = match inspect(pool, &table, config.database.lock_timeout.0).await {
             Err(e) => {
                 tracing::error!(table = %table.label(), error = %e.reason, "cannot maintain partitions");
                 MaintenanceReport { table: table.label(), actions: Vec::new(), error: Some(e.reason) }
@@ -125,7 +125,7 @@ pub async fn maintain(
             }
         };
         if let Some(metrics) = metrics
-            && let Ok(state) = inspect(pool, &table).await
+            && let Ok(state) = inspect(pool, &table, config.database.lock_timeout.0).await
         {
             let label = table.label();
             let (months, future) = (state.months.len() as i64, state.future_months(today) as i64);
@@ -151,7 +151,7 @@ pub async fn create_months(
     table: &ManagedTable,
     months: &[Month],
 ) -> Result<Vec<Action>, PartitionError> {
-    let state = inspect(pool, table).await?;
+    let state = inspect(pool, table, config.database.lock_timeout.0).await?;
     let shutdown = CancellationToken::new();
     let mut actions = Vec::new();
     for month in months.iter().filter(|m| !state.months.contains(m)) {

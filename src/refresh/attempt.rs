@@ -184,7 +184,14 @@ async fn lock(tx: &mut sqlx::PgConnection, aggregate: &str, wait: Duration) -> R
             .fetch_one(&mut *tx)
             .await;
     }
-    // One statement, so nothing runs between the setting and the wait.
+    // The vanished-client check first, in a statement of its own (the server
+    // arms it when a statement starts), for PgBouncer keeps it out of the
+    // startup packet: a process killed while it waits must not leave the
+    // wait behind. Then the timeout and the wait in one statement.
+    sqlx::query("SELECT set_config('client_connection_check_interval', $1, true)")
+        .bind(crate::db::CLIENT_CHECK_INTERVAL)
+        .execute(&mut *tx)
+        .await?;
     let waited = sqlx::query("SELECT set_config('lock_timeout', $3, true), pg_advisory_xact_lock($1, hashtext($2))")
         .bind(REFRESH_LOCK_CLASS)
         .bind(aggregate)
@@ -202,10 +209,14 @@ async fn lock(tx: &mut sqlx::PgConnection, aggregate: &str, wait: Duration) -> R
 /// how long its transaction has run; `None` when nobody does any more.
 async fn lock_holder(conn: &mut sqlx::PgConnection, aggregate: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT format('backend pid %s: %s from %s, transaction open for %s s', a.pid,
-                       coalesce(nullif(a.application_name, ''), 'unnamed client'),
-                       coalesce(host(a.client_addr), 'a local socket'),
-                       round(extract(epoch FROM now() - a.xact_start)))
+        "SELECT CASE WHEN a.xact_start IS NULL
+                     -- Another role's session, seen without pg_read_all_stats: only its pid and role show.
+                     THEN format('backend pid %s of role %s (its client is hidden from this role)', a.pid, a.usename)
+                     ELSE format('backend pid %s: %s from %s, transaction open for %s s', a.pid,
+                                 coalesce(nullif(a.application_name, ''), 'unnamed client'),
+                                 coalesce(host(a.client_addr), 'a local socket'),
+                                 round(extract(epoch FROM now() - a.xact_start)))
+                END
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND l.classid::bigint = $1 AND l.objid::bigint = (hashtext($2)::bigint & 4294967295) AND l.objsubid = 2

@@ -2,7 +2,7 @@
 //! restart, `tally status` and pruning all read or write it here.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 
 use super::RefreshReport;
 
@@ -27,6 +27,13 @@ pub async fn record(pool: &PgPool, report: &RefreshReport, worker: &str) -> Resu
     Ok(())
 }
 
+/// Rows of `tally.refresh_runs r` that tally can have written: times since
+/// 2000 and not later than a day from now. Anything else (an `infinity`, a
+/// year 270000, a clock far off) is not history to read back, and some of
+/// it cannot even be held as a date in tally.
+const PLAUSIBLE: &str = "r.started_at BETWEEN timestamptz '2000-01-01 00:00:00+00' AND now() + interval '1 day'
+     AND r.finished_at BETWEEN timestamptz '2000-01-01 00:00:00+00' AND now() + interval '1 day'";
+
 /// The last successful refresh of one aggregate.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LastSuccess {
@@ -38,11 +45,11 @@ pub struct LastSuccess {
 
 /// The last success of every aggregate that has one.
 pub async fn last_successes(pool: &PgPool) -> Result<Vec<LastSuccess>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(AssertSqlSafe(format!(
         "SELECT DISTINCT ON (aggregate) aggregate, started_at, finished_at, rows
-         FROM tally.refresh_runs WHERE outcome = 'success'
-         ORDER BY aggregate, started_at DESC",
-    )
+             FROM tally.refresh_runs r WHERE outcome = 'success' AND {PLAUSIBLE}
+             ORDER BY aggregate, started_at DESC"
+    )))
     .fetch_all(pool)
     .await
 }
@@ -63,7 +70,7 @@ pub struct HistorySummary {
 
 /// The history summary of each named aggregate (a row even when it never ran).
 pub async fn summaries(pool: &PgPool, aggregates: &[&str]) -> Result<Vec<HistorySummary>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(AssertSqlSafe(format!(
         "SELECT a.aggregate,
                 s.started_at AS last_success_started,
                 s.finished_at AS last_success_finished,
@@ -76,18 +83,18 @@ pub async fn summaries(pool: &PgPool, aggregates: &[&str]) -> Result<Vec<History
          FROM unnest($1::text[]) WITH ORDINALITY AS a(aggregate, position)
          LEFT JOIN LATERAL (
              SELECT started_at, finished_at, rows FROM tally.refresh_runs r
-             WHERE r.aggregate = a.aggregate AND r.outcome = 'success'
+             WHERE r.aggregate = a.aggregate AND r.outcome = 'success' AND {PLAUSIBLE}
              ORDER BY started_at DESC LIMIT 1) s ON true
          LEFT JOIN LATERAL (
              SELECT started_at, outcome FROM tally.refresh_runs r
-             WHERE r.aggregate = a.aggregate
+             WHERE r.aggregate = a.aggregate AND {PLAUSIBLE}
              ORDER BY started_at DESC LIMIT 1) l ON true
          LEFT JOIN LATERAL (
              SELECT error, finished_at FROM tally.refresh_runs r
-             WHERE r.aggregate = a.aggregate AND r.outcome = 'failure'
+             WHERE r.aggregate = a.aggregate AND r.outcome = 'failure' AND {PLAUSIBLE}
              ORDER BY started_at DESC LIMIT 1) f ON true
-         ORDER BY a.position",
-    )
+         ORDER BY a.position"
+    )))
     .bind(aggregates)
     .fetch_all(pool)
     .await

@@ -225,7 +225,17 @@ impl Refresher {
             }
             RefreshOutcome::LockedElsewhere => {
                 let holder = report.holder.as_deref().unwrap_or("unknown");
-                tracing::info!(aggregate, holder, "another tally process is refreshing this aggregate; skipped");
+                match self.lock_wait.is_zero() {
+                    true => {
+                        tracing::info!(aggregate, holder, "another tally process is refreshing this aggregate; skipped")
+                    }
+                    false => tracing::warn!(
+                        aggregate,
+                        holder,
+                        wait = %humantime::format_duration(self.lock_wait),
+                        "another tally process held this aggregate's refresh lock for the whole wait; not refreshed"
+                    ),
+                }
             }
         }
         if let Err(e) = history::record(&self.pool, report, &self.worker).await {
@@ -236,11 +246,15 @@ impl Refresher {
         }
     }
 
-    /// Reads the last success of each aggregate back from history into the
-    /// metrics, so freshness survives a restart.
+    /// Reads the last success of each enabled aggregate back from history
+    /// into the metrics, so freshness survives a restart. Disabled ones and
+    /// views (which this process does not refresh on their own) get no
+    /// series: a staleness frozen at some old one-shot refresh would only
+    /// grow and alert.
     pub async fn restore_freshness(&self) -> Result<(), sqlx::Error> {
         for last in history::last_successes(&self.pool).await? {
-            if let Some(aggregate) = crate::aggregates::find(&last.aggregate) {
+            let enabled = self.config.aggregate(&last.aggregate).is_some_and(|s| s.enabled);
+            if let Some(aggregate) = crate::aggregates::find(&last.aggregate).filter(|_| enabled) {
                 self.metrics.record_success(aggregate.name, last.started_at, last.finished_at, last.rows.unwrap_or(0));
             }
         }

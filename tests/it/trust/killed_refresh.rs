@@ -152,3 +152,26 @@ async fn a_server_that_stops_answering_mid_refresh_fails_the_attempt_instead_of_
     let error = report.error.unwrap_or_default();
     assert!(error.contains("did not answer within 6s"), "{error}");
 }
+
+#[tokio::test]
+async fn a_refresh_killed_while_it_waits_for_another_leaves_nothing_behind_even_through_pgbouncer() {
+    let db = TestDb::migrated().await;
+    let holder_pool = db.another_pool().await;
+    let mut holder = holder_pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext('daily_event_counts'))")
+        .bind(REFRESH_LOCK_CLASS)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    // pgbouncer = true: no startup options, so the check comes with the wait itself.
+    let mut killed = tally(&["refresh", "daily_event_counts", "--wait", "10m"])
+        .database(&db.url)
+        .config_file("[database]\npgbouncer = true\n")
+        .spawn();
+    assert!(wait_until(Duration::from_secs(20), || async { db.sessions_waiting_for_locks().await >= 1 }).await);
+    killed.signal(Signal::SIGKILL);
+    killed.wait(Duration::from_secs(10)).await;
+    let gone = wait_until(Duration::from_secs(10), || async { tally_sessions(&db).await == 0 }).await;
+    assert!(gone, "the killed refresh still waits on the server");
+    holder.rollback().await.unwrap();
+}

@@ -28,6 +28,12 @@ async fn no_malformed_database_url_is_echoed_with_its_password() {
         "host=localhost password='s3cretPW dbname=db",
         "host=localhost dbname=db s3cretPW",
         "postgres://u@localhost/db?password=s3cretPW&sslmode=bogus",
+        "postgres://r4:12/s3cretPW@localhost:5432/db",
+        "postgres://tally:123#s3cretPW@localhost:5432/db",
+        "postgres://tally:77?s3cretPW@localhost:5432/db",
+        "postgres://tally:s3cretPW/marketing",
+        "s3cretPW",
+        "mysql:s3cretPW",
     ] {
         let out = tally(&["status"]).env("DATABASE_URL", url).output().await;
         assert_eq!(out.code, Some(2), "{url}: {out:?}");
@@ -85,6 +91,11 @@ async fn durations_past_their_limit_exit_2_naming_the_key_and_the_limit() {
         ("[database]\nstatement_timeout = \"30d\"\n", "database.statement_timeout"),
         ("[database]\nlock_timeout = \"500us\"\n", "database.lock_timeout"),
         ("[refresh]\nshutdown_grace = \"2 years\"\n", "refresh.shutdown_grace"),
+        ("[aggregates.daily_event_counts]\nschedule = \"0 0 0 30 2 *\"\n", "aggregates.daily_event_counts.schedule"),
+        (
+            "[partitions]\nextra_tables = [\"marketing.a_table_name_that_is_far_too_long_for_its_partition_names_x\"]\n",
+            "partitions.extra_tables[0]",
+        ),
     ];
     for (toml, key) in cases {
         for command in ["status", "run"] {
@@ -95,13 +106,18 @@ async fn durations_past_their_limit_exit_2_naming_the_key_and_the_limit() {
                 .output()
                 .await;
             assert_eq!(out.code, Some(2), "{command} {toml}: {out:?}");
-            assert!(out.stderr.contains(key) && out.stderr.contains("limit"), "{command} {toml}: {}", out.stderr);
+            let why = ["limit", "never fires", "63"].iter().any(|w| out.stderr.contains(w));
+            assert!(out.stderr.contains(key) && why, "{command} {toml}: {}", out.stderr);
             assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
         }
     }
     let out = tally(&["explain", "SELECT 1", "--timeout", "300000000 years"]).output().await;
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(out.stderr.contains("limit"), "{}", out.stderr);
+    // Under PostgreSQL's 1 ms it would round to 0, which means no limit at all.
+    let out = tally(&["explain", "SELECT 1", "--timeout", "500us"]).output().await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("1 ms"), "{}", out.stderr);
 }
 
 #[tokio::test]

@@ -223,3 +223,45 @@ async fn a_second_demo_after_an_empty_one_loads_nothing_twice() {
     assert!(after_each[0].0 > 0 && after_each[0].2 > 0, "the first run loaded leads and spend: {after_each:?}");
     assert_eq!(after_each[0], after_each[1], "the second run loaded nothing");
 }
+
+#[tokio::test]
+async fn history_and_data_no_clock_can_show_never_stop_the_worker_or_status() {
+    let db = TestDb::migrated().await;
+    // Rows no tally wrote: years past what a date in tally holds, infinities, a clock far ahead.
+    sqlx::query(
+        "INSERT INTO tally.refresh_runs (aggregate, mode, started_at, finished_at, outcome) VALUES
+             ('daily_event_counts', 'incremental', '270000-01-01', '270000-01-01', 'success'),
+             ('daily_event_counts', 'incremental', 'infinity', 'infinity', 'success'),
+             ('daily_campaign_metrics', 'concurrently', '-infinity', '-infinity', 'failure'),
+             ('daily_campaign_metrics', 'concurrently', '2100-01-01', '2100-01-01', 'success'),
+             ('daily_lead_funnel', 'concurrently', now() - interval '1 hour', now() - interval '1 hour', 'success')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO marketing.events (event, occurred_at) VALUES ('page_view', 'infinity')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let toml = format!(
+        "{}\n[aggregates.daily_event_counts]\nmode = \"incremental\"\nevery = \"1s\"\n",
+        FAST.replace("[aggregates.daily_event_counts]\nevery = \"1s\"\n", "")
+    );
+    let status = tally(&["status"]).database(&db.url).config_file(&toml).output().await;
+    assert_eq!(status.code, Some(0), "{status:?}");
+    let negative =
+        status.stdout.lines().map(str::trim).any(|l| l.starts_with("staleness:    -") && l != "staleness:    -");
+    assert!(!negative, "{}", status.stdout);
+
+    let (mut worker, addr) = start_worker(&db.url, &toml);
+    assert!(wait_until(Duration::from_secs(60), || async { ready(addr).await == Some(200) }).await, "{}", worker.log());
+    let text = metrics(addr).await;
+    assert!(metric(&text, "tally_invalidated_days{aggregate=\"daily_event_counts\"}").is_some(), "{text}");
+    // The disabled aggregate's old success is not exported as a staleness that only grows.
+    assert!(!text.contains("aggregate=\"daily_lead_funnel\""), "{text}");
+    let staleness = metric(&text, "tally_aggregate_staleness_seconds{aggregate=\"daily_campaign_metrics\"}").unwrap();
+    assert!(staleness.is_infinite() || staleness < 60.0, "the year-2100 row is not read back: {staleness}");
+    worker.signal(Signal::SIGTERM);
+    assert_eq!(worker.wait(Duration::from_secs(30)).await, Some(0), "{}", worker.log());
+    assert!(!worker.log().contains("panicked"), "{}", worker.log());
+}
