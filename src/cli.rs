@@ -149,7 +149,7 @@ pub enum Command {
         #[arg(long)]
         audit: bool,
         /// With --audit: as for `tally doctor` (default 7d).
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
         min_stats_age: Option<std::time::Duration>,
     },
     /// Index audit: unused, duplicate, prefix-redundant and invalid indexes,
@@ -158,10 +158,11 @@ pub enum Command {
         /// Print JSON (the schema is in docs/query-doctor.md).
         #[arg(long)]
         json: bool,
-        /// Report indexes unused only once index usage has been counted this
-        /// long (e.g. 7d, 36h, 0s): younger statistics have not yet seen the
-        /// weekly or monthly queries an index may serve.
-        #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+        /// Report an index unused only once its usage has been counted this
+        /// long (e.g. 7d, 36h, 0s; at most 366d), both by PostgreSQL's
+        /// statistics and since tally first saw the index: a shorter watch
+        /// has not yet seen the weekly or monthly queries it may serve.
+        #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = duration)]
         min_stats_age: std::time::Duration,
     },
     /// Check the worker's /healthz (for container HEALTHCHECK); exit 0 if healthy.

@@ -3,8 +3,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::audit::AuditReport;
 use super::audit::statistics::{duration_text, timestamp};
+use super::audit::{AuditReport, SightingsStatus, WatchedFrom};
 use super::findings::{Finding, Kind, count};
 use super::{Node, Report};
 
@@ -46,13 +46,16 @@ pub fn render_audit(report: &AuditReport) -> String {
         report.statistics.since_text(),
         duration_text(report.statistics.age)
     );
+    sightings_problem(&mut out, report);
     if report.unused_held_back {
         held_back(&mut out, report);
+    } else {
+        watched_too_briefly(&mut out, report);
     }
     let (notes, findings): (Vec<&Finding>, Vec<&Finding>) =
         report.findings.iter().partition(|f| f.kind == Kind::TallyIndex);
     if findings.is_empty() {
-        let unused = if report.unused_held_back { "" } else { "unused, " };
+        let unused = if report.unused_held_back || report.indexes_held_back > 0 { "" } else { "unused, " };
         let _ = writeln!(out, "\nNo {unused}duplicate, redundant or invalid indexes.");
     } else {
         let _ = writeln!(out, "\n{} finding{}:", findings.len(), if findings.len() == 1 { "" } else { "s" });
@@ -84,6 +87,59 @@ fn held_back(out: &mut String, report: &AuditReport) {
         report.unscanned_tally_indexes,
         timestamp(report.statistics.old_enough_at(threshold))
     );
+}
+
+/// Says which of the user's indexes were not judged because tally has not
+/// watched them long enough, each with when it first saw them.
+fn watched_too_briefly(out: &mut String, report: &AuditReport) {
+    let held: Vec<_> = report.unscanned.iter().filter(|u| u.held_back && !u.tally_index).collect();
+    if held.is_empty() {
+        return;
+    }
+    let threshold = Duration::from_secs(report.min_stats_age_seconds);
+    let _ = writeln!(
+        out,
+        "\nNot judged yet: {} of your indexes had no index scan, but tally has watched {} for less than \
+         --min-stats-age ({}), too briefly to call {} unused:",
+        held.len(),
+        if held.len() == 1 { "it" } else { "them" },
+        duration_text(threshold),
+        if held.len() == 1 { "it" } else { "them" },
+    );
+    for index in held {
+        let line = match (index.watched_from, index.first_seen, index.judged_after) {
+            (WatchedFrom::FirstSeen, Some(first_seen), Some(after)) => format!(
+                "first seen by tally at {}, watched for {}; judged after {}",
+                timestamp(first_seen),
+                duration_text(index.watched_seconds),
+                timestamp(after)
+            ),
+            _ => "tally has no record of it, so it is not judged until tally has recorded it and watched it for \
+                  --min-stats-age"
+                .to_string(),
+        };
+        let _ = writeln!(out, "  {}: {line}", index.index);
+    }
+}
+
+/// Says when tally could not record or read which indexes it has seen, and
+/// what that means for the verdicts.
+fn sightings_problem(out: &mut String, report: &AuditReport) {
+    let problem = report.index_sightings_problem.as_deref().unwrap_or("unknown reason");
+    let consequence = match report.index_sightings {
+        SightingsStatus::Recorded => return,
+        SightingsStatus::NotRecorded => format!(
+            "\nNote: tally could not record the indexes it sees ({problem}). Indexes it has no record of \
+             count as first seen now, so they are not judged unused (unless --min-stats-age is 0s). The worker \
+             records them at start-up and on its maintenance schedule, or run `tally doctor` as tally's own role."
+        ),
+        SightingsStatus::Unreadable => format!(
+            "\nNote: tally could not read when it first saw each index ({problem}). Every index counts as first \
+             seen now, so none is judged unused (unless --min-stats-age is 0s). Run `tally migrate` if \
+             tally.index_sightings is missing, or grant this role SELECT on it (docs/security.md)."
+        ),
+    };
+    let _ = writeln!(out, "{consequence}");
 }
 
 fn summary(plan: &Node) -> String {

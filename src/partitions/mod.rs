@@ -97,7 +97,8 @@ pub struct PartitionError {
 }
 
 /// Plans and (unless `dry_run`) performs maintenance of every managed table
-/// as of `today`; updates the partition metrics when given.
+/// as of `today`; updates the partition metrics when given; records the
+/// indexes tally has not seen yet for `tally doctor`.
 pub async fn maintain(
     pool: &PgPool,
     config: &Config,
@@ -139,6 +140,12 @@ pub async fn maintain(
         && let Err(e) = crate::aggregates::triggers::ensure_partition_triggers(pool, config).await
     {
         tracing::warn!(error = %crate::db::describe(&e), "could not add invalidation triggers to new partitions");
+    }
+    // Wherever maintenance runs (worker start-up, its schedule, `tally
+    // partitions`), tally notes the indexes it has not seen: `tally doctor`
+    // judges an index only over the time since.
+    if !dry_run {
+        crate::doctor::audit::sightings::record_for_maintenance(pool).await;
     }
     reports
 }

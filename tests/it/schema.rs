@@ -24,6 +24,7 @@ async fn migrations_create_the_three_schemas_and_tables() {
             "marketing.leads",
             // The migration bookkeeping, in tally's schema (sqlx.toml): nothing in public.
             "tally._sqlx_migrations",
+            "tally.index_sightings",
             "tally.ingest_runs",
             "tally.invalidations",
             "tally.partition_log",

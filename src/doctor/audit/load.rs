@@ -19,7 +19,7 @@ pub async fn load(pool: &PgPool) -> Result<(Vec<AuditIndex>, Vec<String>), sqlx:
              JOIN pg_am am ON am.oid = ic.relam
              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
                AND NOT ic.relispartition)
-         SELECT format('%I.%I', schema, index_name) AS index, format('%I.%I', schema, table_name) AS "table",
+         SELECT indexrelid AS oid, format('%I.%I', schema, index_name) AS index, format('%I.%I', schema, table_name) AS "table",
                 amname::text AS method,
                 array(SELECT pg_get_indexdef(indexrelid, k, true) FROM generate_series(1, indnkeyatts) k ORDER BY k) AS columns,
                 array(SELECT pg_get_indexdef(indexrelid, k, true) || ' ' || indclass[k - 1]::text || ' '

@@ -3,24 +3,32 @@
 //! operator classes, predicate), prefix-redundant B-trees (their keys lead
 //! another B-tree with the same predicate), invalid ones left by a failed or
 //! interrupted concurrent build, and unused ones: no scan over statistics
-//! old enough to say so ([`statistics`]). tally's own indexes ([`own`]) are
-//! never advised away: the audit says what each serves instead. Rules are
-//! pure and unit-tested; [`load`] and [`statistics::load`] read the catalogs.
+//! old enough to say so ([`statistics`]), during which tally has watched the
+//! index for long enough ([`sightings`], [`watch`]). tally's own indexes
+//! ([`own`]) are never advised away: the audit says what each serves
+//! instead. Rules are pure and unit-tested; [`load`], [`statistics::load`]
+//! and [`sightings`] read the catalogs and tally's bookkeeping.
 
 mod load;
 pub mod own;
 mod rules;
+pub mod sightings;
 pub mod statistics;
 #[cfg(test)]
 mod tests;
+pub mod watch;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::PgPool;
+use sqlx::postgres::types::Oid;
 
 pub use load::load;
+pub use sightings::{Sighting, SightingsStatus};
 pub use statistics::{DEFAULT_MIN_AGE, Statistics, StatsSource};
+pub use watch::{Unscanned, Watch, WatchedFrom};
 
 use super::findings::Finding;
 use crate::error::Error;
@@ -30,6 +38,8 @@ use crate::error::Error;
 /// are summed into it).
 #[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
 pub struct AuditIndex {
+    /// What PostgreSQL's statistics, and tally's sightings, know it by.
+    pub oid: Oid,
     /// `schema.name`, quoted where needed.
     pub index: String,
     /// `schema.name` of the table, quoted where needed.
@@ -65,13 +75,16 @@ pub struct AuditIndex {
     pub using: String,
     /// Leaf partitions without an attached index (an invalid partitioned index).
     pub missing_partitions: Vec<String>,
+    /// When tally first saw it; `None` when it has no record.
+    #[sqlx(skip)]
+    pub sighting: Option<Sighting>,
 }
 
 /// How the audit judges.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
     /// Indexes with no scan are reported unused only once the statistics
-    /// are this old (`--min-stats-age`).
+    /// are this old, and tally has watched the index this long (`--min-stats-age`).
     pub min_stats_age: Duration,
 }
 
@@ -99,15 +112,34 @@ pub struct AuditReport {
     pub unscanned_indexes: usize,
     /// tally's own indexes with no scan in the window (never advised for dropping).
     pub unscanned_tally_indexes: usize,
+    /// Of `unscanned_indexes`, those not judged: watched less than `--min-stats-age`.
+    pub indexes_held_back: usize,
+    /// Whether this run recorded the indexes it saw and could read the record.
+    pub index_sightings: SightingsStatus,
+    /// Why not, in PostgreSQL's words.
+    pub index_sightings_problem: Option<String>,
+    /// Each index counted in `unscanned_indexes` or `unscanned_tally_indexes`,
+    /// with when tally first saw it and whether it was held back.
+    pub unscanned: Vec<Unscanned>,
     pub findings: Vec<Finding>,
 }
 
-/// Audits every index in the schemas other than PostgreSQL's own.
+/// Audits every index in the schemas other than PostgreSQL's own, after
+/// recording the indexes tally had not seen (a role that may not write
+/// tally's schema still gets an audit: see [`sightings::record_and_load`]).
 pub async fn run(pool: &PgPool, options: &AuditOptions) -> Result<AuditReport, Error> {
-    let (indexes, schemas) = load(pool).await.map_err(|e| Error::database("reading the indexes", &e))?;
-    let statistics = statistics::load(pool)
-        .await
-        .map_err(|e| Error::database("reading when index statistics began (pg_stat_database, pg_stat_bgwriter)", &e))?;
+    let (sightings, index_sightings, index_sightings_problem) = sightings::record_and_load(pool).await;
+    let (mut indexes, schemas) = load(pool).await.map_err(|e| Error::database("reading the indexes", &e))?;
+    let sightings: HashMap<Oid, Sighting> = sightings.into_iter().map(|s| (s.index_oid, s)).collect();
+    for index in &mut indexes {
+        index.sighting = sightings.get(&index.oid).copied();
+    }
+    let statistics = statistics::load(pool).await.map_err(|e| {
+        Error::database(
+            "reading when index statistics began (pg_stat_database, pg_stat_bgwriter, tally._sqlx_migrations)",
+            &e,
+        )
+    })?;
     let audit = audit(&indexes, &statistics, options.min_stats_age);
     Ok(AuditReport {
         schemas,
@@ -117,6 +149,10 @@ pub async fn run(pool: &PgPool, options: &AuditOptions) -> Result<AuditReport, E
         min_stats_age_seconds: options.min_stats_age.as_secs(),
         unscanned_indexes: audit.unscanned,
         unscanned_tally_indexes: audit.unscanned_tally,
+        indexes_held_back: audit.held_back,
+        index_sightings,
+        index_sightings_problem,
+        unscanned: audit.watched,
         findings: audit.findings,
     })
 }
@@ -129,12 +165,17 @@ pub struct Audit {
     pub unscanned: usize,
     /// tally's own indexes with no scan.
     pub unscanned_tally: usize,
+    /// Of `unscanned`, those watched too briefly to judge.
+    pub held_back: usize,
+    /// Each index counted in `unscanned` or `unscanned_tally`, and its watch.
+    pub watched: Vec<Unscanned>,
 }
 
 /// Every finding about `indexes`: invalid, duplicate, redundant, then unused
 /// (an index is reported once, for its most serious problem). Unused ones
-/// only when `statistics` are at least `min_stats_age` old; tally's own get
-/// a note of what they serve instead of a drop.
+/// only when watched at least `min_stats_age`: the part of the `statistics`
+/// window since tally first saw the index ([`Watch`]); tally's own get a
+/// note of what they serve instead of a drop.
 pub fn audit(indexes: &[AuditIndex], statistics: &Statistics, min_stats_age: Duration) -> Audit {
     let mut findings = Vec::new();
     let mut reported: Vec<&str> = Vec::new();
@@ -180,22 +221,30 @@ pub fn audit(indexes: &[AuditIndex], statistics: &Statistics, min_stats_age: Dur
             && index.table_reads > 0
             && !reported.contains(&index.index.as_str())
     });
-    let judged = statistics.old_enough(min_stats_age);
     let mut audit = Audit::default();
     for index in unscanned {
-        match own::find(&index.index) {
+        let tally = own::find(&index.index);
+        // A foreign key's lookups need it, however rarely they run.
+        if tally.is_none() && index.foreign_key.is_some() {
+            continue;
+        }
+        let watch = Watch::of(index.sighting.as_ref(), statistics);
+        let entry = Unscanned::new(&index.index, tally.is_some(), &watch, min_stats_age);
+        let held_back = entry.held_back;
+        audit.watched.push(entry);
+        let since = watch.since_text(statistics);
+        match tally {
             Some(tally) => {
                 audit.unscanned_tally += 1;
-                if judged {
-                    findings.push(rules::unscanned_tally_index(index, tally, statistics));
+                if !held_back {
+                    findings.push(rules::unscanned_tally_index(index, tally, &since));
                 }
             }
-            // A foreign key's lookups need it, however rarely they run.
-            None if index.foreign_key.is_some() => {}
             None => {
                 audit.unscanned += 1;
-                if judged {
-                    findings.push(rules::unused(index, statistics));
+                audit.held_back += usize::from(held_back);
+                if !held_back {
+                    findings.push(rules::unused(index, &since));
                 }
             }
         }

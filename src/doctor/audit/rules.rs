@@ -3,7 +3,6 @@
 
 use super::AuditIndex;
 use super::own::{self, TallyIndex};
-use super::statistics::Statistics;
 use crate::doctor::findings::{Finding, Kind};
 
 /// Whether `keeper` is the one to keep of two equal indexes: the one a
@@ -168,7 +167,8 @@ pub(super) fn redundant(index: &AuditIndex, longer: &AuditIndex) -> Finding {
     finding(Kind::RedundantIndex, index, problem, fix, sql)
 }
 
-pub(super) fn unused(index: &AuditIndex, statistics: &Statistics) -> Finding {
+/// `since`: the start of the window the index had no scan in, in words.
+pub(super) fn unused(index: &AuditIndex, since: &str) -> Finding {
     let problem = format!(
         "{} on {} ({}, {}) has had no index scan since {}, while the table was read {} times; every write \
          maintains it",
@@ -176,7 +176,7 @@ pub(super) fn unused(index: &AuditIndex, statistics: &Statistics) -> Finding {
         index.table,
         described(index),
         size(index.size_bytes),
-        statistics.since_text(),
+        since,
         index.table_reads
     );
     let (caveat, sql) = drop_statements(index);
@@ -188,14 +188,14 @@ pub(super) fn unused(index: &AuditIndex, statistics: &Statistics) -> Finding {
 }
 
 /// A note, not advice: tally's own index had no scan, and what it is for.
-pub(super) fn unscanned_tally_index(index: &AuditIndex, tally: &TallyIndex, statistics: &Statistics) -> Finding {
+pub(super) fn unscanned_tally_index(index: &AuditIndex, tally: &TallyIndex, since: &str) -> Finding {
     let problem = format!(
         "{} on {} ({}, {}) has had no index scan since {}",
         index.index,
         index.table,
         described(index),
         size(index.size_bytes),
-        statistics.since_text()
+        since
     );
     let fix = format!(
         "keep it: {}. The work it serves may not have run in that time, or runs rarely; tally's own indexes are \

@@ -12,13 +12,17 @@
 //! shutdown, and an explicit reset of the shared counters). So the counting
 //! began at the latest of: this database's reset, that loss of all
 //! statistics, and the database's creation (its `PG_VERSION` file, when the
-//! role may read it). The server start is used only when none is known.
+//! role may read it). A role that may read neither the creation nor a reset
+//! would otherwise take a database created yesterday on a server counting
+//! for a year as a year old: tally's first migration stands in for the
+//! creation then (it cannot be earlier, so the window is never overstated).
+//! The server start is used only when none is known.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 
 /// Unused-index advice waits until the statistics are this old by default.
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -33,6 +37,9 @@ pub enum StatsSource {
     StatisticsLost,
     /// The database was created after the statistics began.
     DatabaseCreated,
+    /// tally's first migration (`tally._sqlx_migrations`), standing in for
+    /// the database's creation when this role may not read it.
+    TallyInstalled,
     /// `pg_postmaster_start_time()`, when nothing better is known.
     ServerStart,
 }
@@ -45,6 +52,10 @@ impl StatsSource {
                 "when the server last started its statistics afresh (first start, crash or immediate shutdown)"
             }
             StatsSource::DatabaseCreated => "when this database was created",
+            StatsSource::TallyInstalled => {
+                "when tally was installed in this database: the database may be older, but this role may not read \
+                 when it was created"
+            }
             StatsSource::ServerStart => "when the server started",
         }
     }
@@ -60,31 +71,46 @@ pub struct Statistics {
     pub source: StatsSource,
     #[serde(rename = "stats_age_seconds", serialize_with = "seconds")]
     pub age: Duration,
+    /// The database's `now()` when this was read: ages are measured to it.
+    #[serde(skip)]
+    pub now: DateTime<Utc>,
 }
 
-fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+/// What is known about when the counting of index scans began.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Starts {
+    /// `pg_stat_database.stats_reset`.
+    pub database_reset: Option<DateTime<Utc>>,
+    /// `pg_stat_bgwriter.stats_reset`.
+    pub statistics_lost: Option<DateTime<Utc>>,
+    /// The database's `PG_VERSION` file, when the role may read it.
+    pub database_created: Option<DateTime<Utc>>,
+    /// tally's first migration, when the role may read `tally._sqlx_migrations`.
+    pub tally_installed: Option<DateTime<Utc>>,
+}
+
+pub(super) fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_u64(duration.as_secs())
 }
 
 impl Statistics {
-    /// The latest of the known starts, or the server start when none is known.
-    pub fn pick(
-        now: DateTime<Utc>,
-        database_reset: Option<DateTime<Utc>>,
-        statistics_lost: Option<DateTime<Utc>>,
-        database_created: Option<DateTime<Utc>>,
-        server_start: DateTime<Utc>,
-    ) -> Statistics {
+    /// The latest of the known starts, or the server start when none is
+    /// known. tally's installation counts only when neither the database's
+    /// creation nor a reset of its statistics is known: either of those is a
+    /// start of its own, and the installation is always after the creation.
+    pub fn pick(now: DateTime<Utc>, starts: Starts, server_start: DateTime<Utc>) -> Statistics {
+        let creation_unknown = starts.database_created.is_none() && starts.database_reset.is_none();
         let (since, source) = [
-            (database_reset, StatsSource::DatabaseReset),
-            (statistics_lost, StatsSource::StatisticsLost),
-            (database_created, StatsSource::DatabaseCreated),
+            (starts.database_reset, StatsSource::DatabaseReset),
+            (starts.statistics_lost, StatsSource::StatisticsLost),
+            (starts.database_created, StatsSource::DatabaseCreated),
+            (starts.tally_installed.filter(|_| creation_unknown), StatsSource::TallyInstalled),
         ]
         .into_iter()
         .filter_map(|(at, source)| at.map(|at| (at, source)))
         .max_by_key(|(at, _)| *at)
         .unwrap_or((server_start, StatsSource::ServerStart));
-        Statistics { since, source, age: (now - since).to_std().unwrap_or_default() }
+        Statistics { since, source, age: (now - since).to_std().unwrap_or_default(), now }
     }
 
     /// Whether zero scans over this window may be called unused.
@@ -110,14 +136,20 @@ impl Statistics {
 
 /// Reads when the counting of index scans in this database began.
 pub async fn load(pool: &PgPool) -> Result<Statistics, sqlx::Error> {
-    type Row = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, DateTime<Utc>, bool);
-    let (now, database_reset, statistics_lost, server_start, may_stat_files): Row = sqlx::query_as(
-        "SELECT now(), (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()),
-                (SELECT stats_reset FROM pg_stat_bgwriter), pg_postmaster_start_time(),
-                has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE')",
-    )
-    .fetch_one(pool)
-    .await?;
+    type Row = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, DateTime<Utc>, bool, bool);
+    let migrations = crate::MIGRATOR.table_name.as_ref();
+    let (now, database_reset, statistics_lost, server_start, may_stat_files, may_read_migrations): Row =
+        sqlx::query_as(
+            "SELECT now(), (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()),
+                    (SELECT stats_reset FROM pg_stat_bgwriter), pg_postmaster_start_time(),
+                    has_function_privilege('pg_catalog.pg_stat_file(text, boolean)', 'EXECUTE'),
+                    EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                            WHERE n.nspname || '.' || c.relname = $1
+                              AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))",
+        )
+        .bind(migrations)
+        .fetch_one(pool)
+        .await?;
     // pg_stat_file is for superusers and roles granted it (the privilege is
     // checked when a statement naming it starts, so it gets a statement of
     // its own); others count from the loss of all statistics instead.
@@ -131,7 +163,14 @@ pub async fn load(pool: &PgPool) -> Result<Statistics, sqlx::Error> {
     } else {
         None
     };
-    Ok(Statistics::pick(now, database_reset, statistics_lost, database_created, server_start))
+    // Read only when needed (see `pick`); absent in a database tally never migrated.
+    let tally_installed: Option<DateTime<Utc>> = if may_read_migrations && database_created.is_none() {
+        sqlx::query_scalar(AssertSqlSafe(format!("SELECT min(installed_on) FROM {migrations}"))).fetch_one(pool).await?
+    } else {
+        None
+    };
+    let starts = Starts { database_reset, statistics_lost, database_created, tally_installed };
+    Ok(Statistics::pick(now, starts, server_start))
 }
 
 /// `2026-11-30 13:35 UTC`.
@@ -170,21 +209,79 @@ mod tests {
         let now = at("2026-11-30T12:00:00Z");
         let server = at("2026-10-01T00:00:00Z");
         // A crash on Nov 20 lost everything; the database is older; no reset.
-        let crash =
-            Statistics::pick(now, None, Some(at("2026-11-20T12:00:00Z")), Some(at("2026-06-01T00:00:00Z")), server);
+        let crash = Statistics::pick(
+            now,
+            Starts {
+                statistics_lost: Some(at("2026-11-20T12:00:00Z")),
+                database_created: Some(at("2026-06-01T00:00:00Z")),
+                ..Starts::default()
+            },
+            server,
+        );
         assert_eq!((crash.source, crash.age), (StatsSource::StatisticsLost, Duration::from_secs(10 * 86_400)));
         // A database created an hour ago on a server counting for months.
-        let fresh =
-            Statistics::pick(now, None, Some(at("2026-01-01T00:00:00Z")), Some(at("2026-11-30T11:00:00Z")), server);
+        let fresh = Statistics::pick(
+            now,
+            Starts {
+                statistics_lost: Some(at("2026-01-01T00:00:00Z")),
+                database_created: Some(at("2026-11-30T11:00:00Z")),
+                ..Starts::default()
+            },
+            server,
+        );
         assert_eq!((fresh.source, fresh.age), (StatsSource::DatabaseCreated, Duration::from_secs(3_600)));
         assert!(!fresh.old_enough(DEFAULT_MIN_AGE) && fresh.old_enough(Duration::ZERO));
         assert_eq!(fresh.old_enough_at(DEFAULT_MIN_AGE), at("2026-12-07T11:00:00Z"));
-        let reset =
-            Statistics::pick(now, Some(at("2026-11-29T12:00:00Z")), Some(at("2026-01-01T00:00:00Z")), None, server);
+        let reset = Statistics::pick(
+            now,
+            Starts {
+                database_reset: Some(at("2026-11-29T12:00:00Z")),
+                statistics_lost: Some(at("2026-01-01T00:00:00Z")),
+                ..Starts::default()
+            },
+            server,
+        );
         assert_eq!(reset.source, StatsSource::DatabaseReset);
         assert_eq!(reset.since_text(), "2026-11-29 12:00 UTC (when this database's statistics were reset)");
-        let unknown = Statistics::pick(now, None, None, None, server);
+        let unknown = Statistics::pick(now, Starts::default(), server);
         assert_eq!((unknown.source, unknown.since), (StatsSource::ServerStart, server));
+    }
+
+    #[test]
+    fn without_the_creation_tally_s_installation_keeps_a_new_database_on_an_old_server_young() {
+        let now = at("2026-11-30T12:00:00Z");
+        let server = at("2026-01-01T00:00:00Z");
+        // A role that may not read PG_VERSION: a server counting since January,
+        // a database tally was installed in an hour ago.
+        let installed = Some(at("2026-11-30T11:00:00Z"));
+        let lost = Some(at("2026-01-01T00:00:00Z"));
+        let new = Statistics::pick(
+            now,
+            Starts { statistics_lost: lost, tally_installed: installed, ..Starts::default() },
+            server,
+        );
+        assert_eq!((new.source, new.age), (StatsSource::TallyInstalled, Duration::from_secs(3_600)));
+        assert!(new.since_text().contains("when tally was installed in this database"), "{}", new.since_text());
+        // The creation, or a reset, is a start of its own: the installation is not needed then.
+        let created = Some(at("2026-02-01T00:00:00Z"));
+        let known = Statistics::pick(
+            now,
+            Starts {
+                statistics_lost: lost,
+                database_created: created,
+                tally_installed: installed,
+                ..Starts::default()
+            },
+            server,
+        );
+        assert_eq!(known.source, StatsSource::DatabaseCreated);
+        let reset = Some(at("2026-03-01T00:00:00Z"));
+        let known = Statistics::pick(
+            now,
+            Starts { database_reset: reset, statistics_lost: lost, tally_installed: installed, ..Starts::default() },
+            server,
+        );
+        assert_eq!(known.source, StatsSource::DatabaseReset);
     }
 
     #[test]

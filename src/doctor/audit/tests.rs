@@ -3,17 +3,40 @@
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::postgres::types::Oid;
 
 use super::statistics::{DEFAULT_MIN_AGE, Statistics, StatsSource};
 use super::*;
 use crate::doctor::findings::Kind;
 
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).single().unwrap()
+}
+
 /// Statistics counted for `days` days, as of 2026-11-30 12:00 UTC.
 fn counted_for(days: u64) -> Statistics {
-    let now = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).single().unwrap();
     let age = Duration::from_secs(days * 86_400);
-    Statistics { since: now - chrono::Duration::from_std(age).unwrap(), source: StatsSource::DatabaseReset, age }
+    Statistics {
+        since: now() - chrono::Duration::from_std(age).unwrap(),
+        source: StatsSource::DatabaseReset,
+        age,
+        now: now(),
+    }
+}
+
+/// tally's record of an index present when it started keeping sightings.
+fn at_install() -> Option<Sighting> {
+    Some(Sighting { index_oid: Oid(1), first_seen: now() - chrono::Duration::days(90), at_install: true })
+}
+
+/// tally's record of an index it first saw `ago` before now.
+fn first_seen(ago: Duration) -> Option<Sighting> {
+    Some(Sighting {
+        index_oid: Oid(2),
+        first_seen: now() - chrono::Duration::from_std(ago).unwrap(),
+        at_install: false,
+    })
 }
 
 /// The findings on statistics a month old, with the default threshold.
@@ -32,6 +55,7 @@ fn index(name: &str, columns: &[&str]) -> AuditIndex {
         scans: 5,
         table_reads: 10,
         using: format!("btree ({})", columns.join(", ")),
+        sighting: at_install(),
         ..AuditIndex::default()
     }
 }
@@ -218,4 +242,46 @@ fn an_invalid_tally_index_is_repaired_by_tally_migrate() {
     let found = judge(&[other]);
     assert_eq!(found[0].sql, ["REINDEX INDEX CONCURRENTLY marketing.events_occurred_at_idx;"]);
     assert!(found[0].fix.starts_with("rebuild it; do not drop it"), "{}", found[0].fix);
+}
+
+#[test]
+fn an_index_tally_saw_minutes_ago_is_held_back_however_old_the_statistics() {
+    // The hostile tester's case: a month of statistics, an index created (and
+    // first seen) 3 minutes ago, and one first seen two days ago; both unscanned.
+    let brand_new =
+        AuditIndex { scans: 0, sighting: first_seen(Duration::from_secs(180)), ..index("brand_new_idx", &["a"]) };
+    let older =
+        AuditIndex { scans: 0, sighting: first_seen(Duration::from_secs(2 * 86_400)), ..index("older_idx", &["b"]) };
+    let hour = Duration::from_secs(3_600);
+    let judged = audit(&[brand_new.clone(), older.clone()], &counted_for(30), hour);
+    assert_eq!(kinds(&judged.findings), [(Kind::UnusedIndex, "app.older_idx".into())]);
+    assert!(
+        judged.findings[0].problem.contains("no index scan since 2026-11-28 12:00 UTC (when tally first saw it)"),
+        "{}",
+        judged.findings[0].problem
+    );
+    assert_eq!((judged.unscanned, judged.held_back), (2, 1));
+    let held: Vec<(&str, bool, u64)> =
+        judged.watched.iter().map(|u| (u.index.as_str(), u.held_back, u.watched_seconds.as_secs())).collect();
+    assert_eq!(held, [("app.brand_new_idx", true, 180), ("app.older_idx", false, 2 * 86_400)]);
+    // The default threshold holds both back; zero judges both.
+    assert_eq!(audit(&[brand_new.clone(), older.clone()], &counted_for(30), DEFAULT_MIN_AGE).findings, []);
+    assert_eq!(audit(&[brand_new, older], &counted_for(30), Duration::ZERO).findings.len(), 2);
+}
+
+#[test]
+fn an_index_tally_has_no_record_of_is_never_advised_away_unless_asked_to_judge_now() {
+    let unseen = AuditIndex { scans: 0, sighting: None, ..index("unseen_idx", &["a"]) };
+    let installed = AuditIndex { scans: 0, ..index("installed_idx", &["b"]) };
+    let judged = audit(&[unseen.clone(), installed], &counted_for(30), Duration::from_secs(1));
+    assert_eq!(kinds(&judged.findings), [(Kind::UnusedIndex, "app.installed_idx".into())]);
+    // Present at install: judged over the whole window, as before sightings existed.
+    assert!(judged.findings[0].problem.contains(&counted_for(30).since_text()), "{}", judged.findings[0].problem);
+    assert_eq!(judged.watched[0].first_seen, None);
+    let now = audit(&[unseen], &counted_for(30), Duration::ZERO);
+    assert!(
+        now.findings[0].problem.contains("tally has no record of when it first saw it"),
+        "{}",
+        now.findings[0].problem
+    );
 }

@@ -1,10 +1,12 @@
 //! The query doctor on real tables: each warning sign is provoked, the fix
 //! tally suggests is applied as printed, and the finding disappears; what
 //! `tally explain` prints and exits with. The index audit (`tally doctor`)
-//! is in `audit`, when to point at an aggregate in `aggregates`.
+//! is in `audit`, how long it watches an index before calling it unused in
+//! `sightings`, when to point at an aggregate in `aggregates`.
 
 mod aggregates;
 mod audit;
+mod sightings;
 
 use sqlx::{AssertSqlSafe, PgPool};
 use tally::doctor::{self, ExplainOptions, Finding, Kind, Report};
