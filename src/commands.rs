@@ -290,9 +290,10 @@ async fn ingest(
         return Err(Error::runtime(
             format!("ingest of {}", summary.source),
             format!(
-                "{} lines were rejected (reasons above{}); fix them and run again (loaded lines are not loaded \
+                "{} {} rejected (reasons above{}); fix them and run again (loaded lines are not loaded \
                  twice), or pass --allow-rejects",
-                summary.rejected,
+                db::plural(summary.rejected, "line"),
+                if summary.rejected == 1 { "was" } else { "were" },
                 options.rejects.as_ref().map_or(String::new(), |f| format!(" and in {}", f.display()))
             ),
         ));

@@ -52,8 +52,8 @@ pub enum DbError {
 }
 
 /// `1 attempt`, `3 attempts`.
-pub fn plural(count: u32, noun: &str) -> String {
-    match count {
+pub fn plural(count: impl Into<u64>, noun: &str) -> String {
+    match count.into() {
         1 => format!("1 {noun}"),
         n => format!("{n} {noun}s"),
     }

@@ -4,6 +4,7 @@
 //! writes it), or tally's own column names. Pure: every rule is unit-tested.
 
 mod ids;
+pub mod limits;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Number, Value};
@@ -26,7 +27,13 @@ pub struct Row {
     pub utm_medium: Option<String>,
     pub utm_campaign: Option<String>,
     pub occurred_at: DateTime<Utc>,
+    /// The line as read (cut at 64 KiB, like a rejected line's), kept for
+    /// the rejects file in case PostgreSQL refuses the row after all.
+    pub text: String,
 }
+
+/// How much of a line a rejection keeps.
+pub const TEXT_KEPT: usize = 64 * 1024;
 
 /// Parses one line (without its newline). `Err` is the reason it is rejected.
 pub fn parse(line_number: u64, text: &[u8]) -> Result<Row, String> {
@@ -57,8 +64,8 @@ pub fn parse(line_number: u64, text: &[u8]) -> Result<Row, String> {
         Some((_, Value::Object(map))) => map,
         Some((_, other)) => return Err(format!("`properties` must be an object, found {}", kind(&other))),
     };
-    let event_id = identifier(&mut document, &["event_id", "_id", "eventId"])?;
-    let user_id = identifier(&mut document, &["user_id", "userId"])?;
+    let event_id = indexed_identifier(&mut document, &["event_id", "_id", "eventId"])?;
+    let user_id = indexed_identifier(&mut document, &["user_id", "userId"])?;
     let session_id = identifier(&mut document, &["session_id", "session", "sessionId"])?;
     let mut utm = |name: &'static str| -> Result<Option<String>, String> {
         match take(&mut document, &[name]) {
@@ -73,6 +80,7 @@ pub fn parse(line_number: u64, text: &[u8]) -> Result<Row, String> {
         properties.entry(key).or_insert(value);
     }
     let properties = Value::Object(plain(properties));
+    limits::numbers(&properties)?;
     let properties = serde_json::to_string(&properties).map_err(|e| format!("properties cannot be written: {e}"))?;
     let row = Row {
         line: line_number,
@@ -85,6 +93,7 @@ pub fn parse(line_number: u64, text: &[u8]) -> Result<Row, String> {
         utm_medium,
         utm_campaign,
         occurred_at,
+        text: String::from_utf8_lossy(&text[..text.len().min(TEXT_KEPT)]).into_owned(),
     };
     if has_nul(&row) {
         return Err("contains a NUL character (\\u0000), which PostgreSQL text and jsonb cannot store".to_string());
@@ -103,6 +112,14 @@ fn identifier(document: &mut Map<String, Value>, keys: &[&'static str]) -> Resul
     match take(document, keys) {
         None | Some((_, Value::Null)) => Ok(None),
         Some((key, value)) => ids::text(key, value).map(Some),
+    }
+}
+
+/// An id that is a key of a B-tree index, so bounded in length (see `limits`).
+fn indexed_identifier(document: &mut Map<String, Value>, keys: &[&'static str]) -> Result<Option<String>, String> {
+    match take(document, keys) {
+        None | Some((_, Value::Null)) => Ok(None),
+        Some((key, value)) => limits::index_key(key, ids::text(key, value)?).map(Some),
     }
 }
 
@@ -203,8 +220,13 @@ fn kind(value: &Value) -> &'static str {
 }
 
 fn short(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(80) {
+    cut(value.to_string(), 80)
+}
+
+/// The first `chars` characters of `text`, for reasons that quote the input
+/// (which may be megabytes long) and are printed on stderr.
+pub(super) fn cut(text: String, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
     }

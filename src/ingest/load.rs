@@ -2,9 +2,13 @@
 //! then `INSERT INTO marketing.events ... SELECT ... ON CONFLICT DO NOTHING`
 //! (the unique `(event_id, occurred_at)` index turns a line seen before into
 //! a duplicate), and the run's counts, all in one transaction per batch.
+//! Rows PostgreSQL refuses are found and rejected alone (`bisect`).
+
+mod bisect;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgPool, Postgres};
+use tokio_util::sync::CancellationToken;
 
 use super::document::Row;
 use super::reader::Batch;
@@ -28,6 +32,21 @@ pub struct Loaded {
     pub in_default: i64,
 }
 
+/// Why a batch was not loaded; its transaction is rolled back either way.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Not about any line (a lost connection, a timeout, a permission): the run stops.
+    Database(sqlx::Error),
+    /// Shutdown was asked for while rows PostgreSQL refused were being looked for.
+    Interrupted,
+}
+
+impl From<sqlx::Error> for LoadError {
+    fn from(error: sqlx::Error) -> Self {
+        LoadError::Database(error)
+    }
+}
+
 impl Loader {
     pub async fn start(pool: &PgPool, source: &str) -> Result<Loader, sqlx::Error> {
         let mut conn = pool.acquire().await?;
@@ -46,30 +65,17 @@ impl Loader {
         Ok(Loader { conn, run_id })
     }
 
-    /// Loads one batch and counts it (rejected lines included) in one transaction.
-    pub async fn load(&mut self, batch: &Batch) -> Result<Loaded, sqlx::Error> {
+    /// Loads one batch and counts it (rejected lines included) in one
+    /// transaction. Rows PostgreSQL refuses join the batch's rejects, in
+    /// line order, with its reason; the rest of the batch loads.
+    pub async fn load(&mut self, batch: &mut Batch, shutdown: &CancellationToken) -> Result<Loaded, LoadError> {
         let mut tx = self.conn.begin().await?;
-        if !batch.rows.is_empty() {
-            let mut copy =
-                tx.copy_in_raw(&format!("COPY pg_temp.tally_ingest_staging (line, {COLUMNS}) FROM STDIN")).await?;
-            copy.send(copy_text(&batch.rows)).await?;
-            copy.finish().await?;
+        let inserted = bisect::insert(&mut tx, &batch.rows, shutdown).await?;
+        let duplicate = batch.rows.len() as i64 - inserted.loaded - inserted.refused.len() as i64;
+        if !inserted.refused.is_empty() {
+            batch.rejects.extend(inserted.refused);
+            batch.rejects.sort_by_key(|rejection| rejection.line);
         }
-        let (loaded, in_default): (i64, i64) = if batch.rows.is_empty() {
-            (0, 0)
-        } else {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "WITH inserted AS (
-                     INSERT INTO marketing.events ({COLUMNS})
-                     SELECT {COLUMNS} FROM pg_temp.tally_ingest_staging ORDER BY line
-                     ON CONFLICT DO NOTHING
-                     RETURNING tableoid)
-                 SELECT count(*), count(*) FILTER (WHERE tableoid = to_regclass('marketing.events_default')) FROM inserted"
-            )))
-            .fetch_one(&mut *tx)
-            .await?
-        };
-        let duplicate = batch.rows.len() as i64 - loaded;
         sqlx::query(
             "UPDATE tally.ingest_runs SET lines = lines + $2, loaded = loaded + $3, duplicate = duplicate + $4,
                     rejected = rejected + $5, in_default = in_default + $6, last_line = $7
@@ -77,15 +83,15 @@ impl Loader {
         )
         .bind(self.run_id)
         .bind(batch.lines as i64)
-        .bind(loaded)
+        .bind(inserted.loaded)
         .bind(duplicate)
         .bind(batch.rejects.len() as i64)
-        .bind(in_default)
+        .bind(inserted.in_default)
         .bind(batch.last_line as i64)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Loaded { loaded, duplicate, in_default })
+        Ok(Loaded { loaded: inserted.loaded, duplicate, in_default: inserted.in_default })
     }
 
     /// Records how the run ended.

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use reader::{Rejection, Source};
 pub use report::{Summary, totals};
 
-use load::Loader;
+use load::{LoadError, Loader};
 use reader::{Batch, Limits};
 
 /// How to ingest.
@@ -32,7 +32,7 @@ use reader::{Batch, Limits};
 pub struct IngestOptions {
     /// Lines per batch (each batch is one transaction).
     pub batch_rows: usize,
-    /// Bytes of properties per batch, whichever limit comes first.
+    /// Bytes per batch (rows and the lines' text), whichever limit comes first.
     pub batch_bytes: usize,
     /// Longer lines are rejected without being held in memory.
     pub max_line_bytes: usize,
@@ -90,14 +90,18 @@ pub async fn ingest(
     let started = Instant::now();
     let mut summary = Summary { source: source.describe(), run_id: loader.run_id, ..Summary::default() };
     let mut shown = 0;
-    while let Some(batch) = batches.recv().await {
+    while let Some(mut batch) = batches.recv().await {
         if shutdown.is_cancelled() {
             summary.stopped = Some("interrupted".to_string());
             break;
         }
-        match loader.load(&batch).await {
+        match loader.load(&mut batch, shutdown).await {
             Ok(loaded) => summary.add(&batch, loaded),
-            Err(e) => {
+            Err(LoadError::Interrupted) => {
+                summary.stopped = Some("interrupted".to_string());
+                break;
+            }
+            Err(LoadError::Database(e)) => {
                 summary.stopped = Some(format!(
                     "loading lines {}..{} failed: {}",
                     batch.last_line + 1 - batch.lines,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use flate2::read::MultiGzDecoder;
 use tokio::sync::mpsc::Sender;
 
-use super::document::{Row, parse};
+use super::document::{Row, TEXT_KEPT, parse};
 
 /// Where the documents come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,12 +153,13 @@ pub fn read(
         match parsed {
             Ok(row) => {
                 // The whole line, not only its properties: ids, names and
-                // UTM values can be as long as the line allows.
-                batch_bytes += length.max(row.properties.len()) + 128;
+                // UTM values can be as long as the line allows; and the
+                // line's text, kept in case PostgreSQL refuses the row.
+                batch_bytes += length.max(row.properties.len()) + row.text.len() + 128;
                 batch.rows.push(row);
             }
             Err(reason) => {
-                let text = String::from_utf8_lossy(&buffer[..buffer.len().min(64 * 1024)]).into_owned();
+                let text = String::from_utf8_lossy(&buffer[..buffer.len().min(TEXT_KEPT)]).into_owned();
                 batch_bytes += text.len() + reason.len() + 128;
                 batch.rejects.push(Rejection { line: number, reason, text });
             }

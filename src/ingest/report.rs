@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use super::load::Loaded;
 use super::reader::Batch;
+use crate::db::plural;
 
 /// The outcome of a run. `loaded + duplicate + rejected == lines`.
 #[derive(Debug, Clone, Default)]
@@ -49,22 +50,29 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {} lines read: {} loaded, {} duplicates, {} rejected",
-            self.source, self.lines, self.loaded, self.duplicate, self.rejected
+            "{}: {} read: {} loaded, {}, {} rejected",
+            self.source,
+            plural(self.lines, "line"),
+            self.loaded,
+            plural(self.duplicate, "duplicate"),
+            self.rejected
         )?;
         if self.skipped > 0 {
             write!(f, " ({} skipped)", self.skipped)?;
         }
-        write!(f, "; {:.0} lines/s", self.lines as f64 / self.elapsed.as_secs_f64())?;
+        let rate = (self.lines as f64 / self.elapsed.as_secs_f64()).round() as u64;
+        write!(f, "; {}/s", plural(rate, "line"))?;
         if let Some(peak) = self.peak_memory_bytes {
             write!(f, "; peak memory {} MiB", peak / (1 << 20))?;
         }
         if self.in_default > 0 {
+            let (its, them, months) =
+                if self.in_default == 1 { ("its", "it", "its month") } else { ("their", "them", "their months") };
             write!(
                 f,
-                "\n{} events landed in the default partition (no partition for their month yet); \
-                 partition maintenance moves them into their months (`tally partitions`)",
-                self.in_default
+                "\n{} landed in the default partition (no partition for {its} month yet); \
+                 partition maintenance moves {them} into {months} (`tally partitions`)",
+                plural(self.in_default, "event")
             )?;
         }
         Ok(())
@@ -105,7 +113,7 @@ impl Progress {
         match &self.bar {
             Some(bar) => {
                 bar.set_position(bytes);
-                bar.set_message(format!("{last_line} lines"));
+                bar.set_message(plural(last_line, "line"));
             }
             None => {
                 let step = match self.size {
@@ -130,10 +138,10 @@ impl Progress {
 /// number, most likely). Not an error: the exit code says whether lines were
 /// lost or the run failed, and here nothing was lost or loaded twice.
 pub(super) fn skipped_past_the_end(source: &str, skip_lines: u64, lines: u64) -> String {
-    let plural = if lines == 1 { "" } else { "s" };
     format!(
-        "--skip-lines {skip_lines} goes past the end of {source}, which has only {lines} line{plural}: nothing was \
-         loaded. Check that this is the file you meant, and the number (an interrupted run prints the one to resume with)"
+        "--skip-lines {skip_lines} goes past the end of {source}, which has only {}: nothing was \
+         loaded. Check that this is the file you meant, and the number (an interrupted run prints the one to resume with)",
+        plural(lines, "line")
     )
 }
 

@@ -61,10 +61,23 @@ pub struct TestDb {
 impl TestDb {
     /// An empty database (no migrations).
     pub async fn empty() -> TestDb {
+        TestDb::created("").await
+    }
+
+    /// A migrated database encoded in LATIN1, as some older installations
+    /// are: the server refuses characters outside Latin-1 that UTF-8 text holds.
+    pub async fn latin1() -> TestDb {
+        let db = TestDb::created("ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0").await;
+        tally::MIGRATOR.run(&db.pool).await.expect("migrations apply");
+        db
+    }
+
+    /// A database created with `options` after its name in `CREATE DATABASE`.
+    async fn created(options: &str) -> TestDb {
         let admin = PgPool::connect(server_url().expose()).await.expect("connect to the test server");
         CLEANED.get_or_init(|| drop_stale_databases(&admin)).await;
         let name = format!("tally_test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name} {options}")))
             .execute(&admin)
             .await
             .expect("create test database");

@@ -1,10 +1,13 @@
 //! `tally ingest` against real PostgreSQL, with files written here: plain and
 //! Extended JSON, every rejection reason, duplicates, stdin, gzip, bounded
 //! memory on a large file, and an interrupted run resumed. Other export
-//! formats are in `formats`, guards on the arguments in `safeguards`.
+//! formats are in `formats`, guards on the arguments in `safeguards`, values
+//! PostgreSQL cannot store in `refused`, singular and plural in `wording`.
 
 mod formats;
+mod refused;
 mod safeguards;
+mod wording;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,9 +23,10 @@ fn write(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
     path
 }
 
-/// The summary line's counts: (lines, loaded, duplicates, rejected).
+/// The summary line's counts: (lines, loaded, duplicates, rejected), read
+/// from `N line(s) read: N loaded, N duplicate(s), N rejected`.
 fn counts(stdout: &str) -> (u64, u64, u64, u64) {
-    let line = stdout.lines().find(|l| l.contains(" lines read: ")).unwrap_or_else(|| panic!("no summary in {stdout}"));
+    let line = stdout.lines().find(|l| l.contains(" read: ")).unwrap_or_else(|| panic!("no summary in {stdout}"));
     let number = |marker: &str| -> u64 {
         let before = line.split(marker).next().unwrap_or_default();
         before
@@ -31,7 +35,9 @@ fn counts(stdout: &str) -> (u64, u64, u64, u64) {
             .and_then(|w| w.parse().ok())
             .unwrap_or_else(|| panic!("{marker} in {line}"))
     };
-    (number(" lines read"), number(" loaded"), number(" duplicates"), number(" rejected"))
+    let read = if line.contains(" line read: ") { " line read" } else { " lines read" };
+    let duplicates = if line.contains(" 1 duplicate,") { " duplicate," } else { " duplicates" };
+    (number(read), number(" loaded"), number(duplicates), number(" rejected"))
 }
 
 type StoredEvent = (String, Option<String>, String, String, Option<String>);
@@ -167,7 +173,11 @@ async fn timestamps_without_a_partition_land_in_the_default_and_are_reported() {
         write(dir.path(), "old.ndjson", &[r#"{"_id":"old","event":"page_view","timestamp":"2019-05-05T05:05:05Z"}"#]);
     let out = tally(&["ingest", file.to_str().unwrap()]).database(&db.url).output().await;
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(out.stdout.contains("1 events landed in the default partition"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("\n1 event landed in the default partition (no partition for its month yet)"),
+        "{}",
+        out.stdout
+    );
     let rescued = tally(&["partitions"]).database(&db.url).output().await;
     assert!(rescued.stdout.contains("2019-05  rescue"), "{}", rescued.stdout);
     let home: String =

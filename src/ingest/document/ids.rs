@@ -108,10 +108,9 @@ fn binary_uuid(key: &str, whole: &Value, payload: &Value, subtype: &Value) -> Re
     }
     let bytes =
         BASE64.decode(payload).map_err(|e| format!("`{key}` {}: the payload is not base64 ({e})", short(whole)))?;
-    let bytes: [u8; 16] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("`{key}` is a UUID binary of {} bytes; a UUID has 16", bytes.len()))?;
+    let bytes: [u8; 16] = bytes.as_slice().try_into().map_err(|_| {
+        format!("`{key}` is a UUID binary of {}; a UUID has 16", crate::db::plural(bytes.len() as u64, "byte"))
+    })?;
     Ok(format_uuid(&bytes))
 }
 

@@ -224,3 +224,32 @@ fn ids_that_cannot_be_ids_are_rejected_with_the_reason() {
         assert!(error.contains(reason), "{id}: expected {reason:?}, got {error:?}");
     }
 }
+
+#[test]
+fn values_postgresql_cannot_store_are_rejected_wherever_they_are() {
+    let line = |fields: &str| format!(r#"{{"event":"x","timestamp":"2026-03-03T10:00:00Z",{fields}}}"#);
+    let numeric = "a number PostgreSQL cannot store in jsonb";
+    let cases = [
+        (line(r#""properties":{"v":1e999999}"#), "`properties.v` is 1e+999999, "),
+        (line(r#""properties":{"v":{"$numberDouble":"1e999999"}}"#), "`properties.v` is 1e+999999, "),
+        (line(r#""properties":{"v":[{"$numberDecimal":"1E+999999"}]}"#), "`properties.v[0]` is 1e+999999, "),
+        (line(r#""properties":{"v":{"$numberLong":"-1e-999999"}}"#), "`properties.v` is -1e-999999, "),
+        // A top-level field is kept in properties, so it is checked there.
+        (line(r#""extra":{"deep":1e131072}"#), "`properties.extra.deep` is 1e+131072, "),
+    ];
+    for (text, start) in cases {
+        let error = rejected(&text);
+        assert!(error.starts_with(start) && error.contains(numeric), "{text}: {error}");
+    }
+    let id = |bytes: usize| "i".repeat(bytes);
+    for key in ["_id", "event_id", "userId", "user_id"] {
+        let error = rejected(&line(&format!(r#""{key}":"{}""#, id(limits::MAX_ID_BYTES + 1))));
+        assert!(error.starts_with(&format!("`{key}` is 2001 bytes long; ids are limited to 2000 bytes")), "{error}");
+        ok(&line(&format!(r#""{key}":"{}""#, id(limits::MAX_ID_BYTES))));
+    }
+    // Session ids are in no index: any length the line allows.
+    assert_eq!(ok(&line(&format!(r#""session":"{}""#, id(5000)))).session_id.map(|s| s.len()), Some(5000));
+    // What numeric holds is kept, digit for digit.
+    let edge = ok(&line(r#""properties":{"big":1e131071,"small":1e-16383,"zero":0e999999}"#));
+    assert_eq!(edge.properties, r#"{"big":1e+131071,"small":1e-16383,"zero":0e+999999}"#);
+}

@@ -1,6 +1,6 @@
 //! Guards on how `tally ingest` is called: a `--rejects` file that is the
-//! input under any name is refused before anything is read or written, and
-//! `--skip-lines` past the end of the input says so.
+//! input under any name, `-`, or a directory is refused before anything is
+//! read or written, and `--skip-lines` past the end of the input says so.
 
 use std::path::Path;
 
@@ -56,6 +56,34 @@ async fn a_rejects_file_that_is_the_input_under_any_name_is_refused() {
     assert_eq!(counts(&out.stdout), (3, 2, 0, 1));
     assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 2, "appended");
     assert_eq!(std::fs::read(&input).unwrap(), original);
+}
+
+#[tokio::test]
+async fn rejects_to_a_dash_or_a_directory_is_refused_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "events.ndjson", &[PLAIN, "{not json"]);
+    let path = input.to_str().unwrap();
+    // Nothing listens there: a run that got as far as connecting would fail otherwise.
+    let nowhere = "postgres://postgres@127.0.0.1:9/nowhere";
+    let refused = |rejects: &str| {
+        let mut command = tally(&["ingest", path, "--rejects", rejects]).env("DATABASE_URL", nowhere);
+        command.command.current_dir(dir.path());
+        command.output()
+    };
+
+    let dash = refused("-").await;
+    assert_eq!(dash.code, Some(2), "a usage error: {dash:?}");
+    assert!(dash.stderr.contains("name a file for --rejects") && dash.stderr.contains("stderr"), "{}", dash.stderr);
+    assert!(!dir.path().join("-").exists(), "no file named -");
+
+    let directory = refused(dir.path().to_str().unwrap()).await;
+    assert_eq!(directory.code, Some(2), "{directory:?}");
+    assert!(directory.stderr.contains("is a directory: name a file"), "{}", directory.stderr);
+    let missing = dir.path().join("no-such-dir/rejected.ndjson");
+    let nowhere_dir = refused(missing.to_str().unwrap()).await;
+    assert_eq!(nowhere_dir.code, Some(2), "{nowhere_dir:?}");
+    assert!(nowhere_dir.stderr.contains("does not exist"), "{}", nowhere_dir.stderr);
+    assert!(!nowhere_dir.stderr.contains("nowhere:") && !dash.stderr.contains("connect"), "{}", dash.stderr);
 }
 
 #[tokio::test]
