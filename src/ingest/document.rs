@@ -47,7 +47,7 @@ pub fn parse(line_number: u64, text: &[u8]) -> Result<Row, String> {
     };
     let event = match take(&mut document, &["event"]) {
         None | Some((_, Value::Null)) => return Err("no `event`: every document needs an event name".to_string()),
-        Some((_, Value::String(event))) if !event.trim().is_empty() => event,
+        Some((_, Value::String(event))) if !event.trim().is_empty() => limits::label("event", event)?,
         Some((_, other)) => return Err(format!("`event` must be a non-empty string, found {}", kind(&other))),
     };
     let occurred_at = match take(&mut document, &["occurred_at", "timestamp"]) {
@@ -69,8 +69,10 @@ pub fn parse(line_number: u64, text: &[u8]) -> Result<Row, String> {
     let session_id = identifier(&mut document, &["session_id", "session", "sessionId"])?;
     let mut utm = |name: &'static str| -> Result<Option<String>, String> {
         match take(&mut document, &[name]) {
-            None | Some((_, Value::Null)) => Ok(properties.get(name).and_then(|v| v.as_str()).map(str::to_string)),
-            Some((_, Value::String(s))) => Ok(Some(s)),
+            None | Some((_, Value::Null)) => {
+                properties.get(name).and_then(|v| v.as_str()).map(|s| limits::label(name, s.to_string())).transpose()
+            }
+            Some((key, Value::String(s))) => limits::label(key, s).map(Some),
             Some((key, other)) => Err(format!("`{key}` must be a string, found {}", kind(&other))),
         }
     };

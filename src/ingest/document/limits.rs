@@ -18,6 +18,26 @@ use serde_json::Value;
 /// to spare, and far above any id a real system writes.
 pub const MAX_ID_BYTES: usize = 2000;
 
+/// Longest `event` and UTM value, in bytes of UTF-8. They are keys of the
+/// aggregates' unique indexes (`daily_campaign_metrics` holds three UTM
+/// values in one entry, at most 2704 bytes): a longer one would load, then
+/// make every refresh of those aggregates fail. Real event names and UTM
+/// values are a few dozen bytes.
+pub const MAX_LABEL_BYTES: usize = 500;
+
+/// `Ok(text)` when `text`, the event name or UTM value found at `key`, fits
+/// in the aggregates' keys.
+pub(super) fn label(key: &str, text: String) -> Result<String, String> {
+    if text.len() <= MAX_LABEL_BYTES {
+        return Ok(text);
+    }
+    Err(format!(
+        "`{key}` is {} bytes long; event names and UTM values are limited to {MAX_LABEL_BYTES} bytes, because the \
+         aggregates' indexes on them cannot hold much longer values",
+        text.len()
+    ))
+}
+
 /// Most digits `numeric` (and so a jsonb number) holds before the decimal point.
 pub const MAX_INTEGER_DIGITS: i64 = 131_072;
 /// Most digits `numeric` holds after the decimal point (its display scale).

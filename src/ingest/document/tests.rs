@@ -253,3 +253,19 @@ fn values_postgresql_cannot_store_are_rejected_wherever_they_are() {
     let edge = ok(&line(r#""properties":{"big":1e131071,"small":1e-16383,"zero":0e999999}"#));
     assert_eq!(edge.properties, r#"{"big":1e+131071,"small":1e-16383,"zero":0e+999999}"#);
 }
+
+#[test]
+fn event_names_and_utm_values_fit_the_aggregates_keys() {
+    let long = "x".repeat(limits::MAX_LABEL_BYTES + 1);
+    for document in [
+        format!(r#"{{"event":"{long}","timestamp":"2026-11-20T10:00:00Z"}}"#),
+        format!(r#"{{"event":"e","utm_source":"{long}","timestamp":"2026-11-20T10:00:00Z"}}"#),
+        format!(r#"{{"event":"e","properties":{{"utm_campaign":"{long}"}},"timestamp":"2026-11-20T10:00:00Z"}}"#),
+    ] {
+        let error = parse(1, document.as_bytes()).unwrap_err();
+        assert!(error.contains("limited to 500 bytes"), "{error}");
+    }
+    let fits = "x".repeat(limits::MAX_LABEL_BYTES);
+    let document = format!(r#"{{"event":"{fits}","utm_source":"{fits}","timestamp":"2026-11-20T10:00:00Z"}}"#);
+    assert!(parse(1, document.as_bytes()).is_ok());
+}
