@@ -73,7 +73,7 @@ pub enum Command {
         #[arg(value_name = "FILE|-")]
         file: String,
         /// Append rejected lines, with line number and reason, to this NDJSON
-        /// file (never the input itself: that is refused).
+        /// file (never the input itself, `-` or a directory: those are refused).
         #[arg(long, value_name = "FILE")]
         rejects: Option<PathBuf>,
         /// Skip this many lines first (to resume an interrupted run).
