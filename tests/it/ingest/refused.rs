@@ -107,14 +107,14 @@ async fn numbers_beyond_numeric_and_ids_beyond_the_index_limit_are_rejected_alon
 }
 
 /// Lines only PostgreSQL knows it refuses, in a LATIN1 database with a check
-/// constraint and an index on `utm_source` (which the query doctor may suggest).
+/// constraint and an index on `session_id` (which the query doctor may suggest).
 fn refused_by_the_server() -> Vec<String> {
     let mut lines: Vec<String> = (1..=4).map(|i| good(i, 20)).collect();
     lines.push(bad(r#""_id":"rocket","properties":{"note":"launch 🚀"}"#));
     lines.extend((5..=7).map(|i| good(i, 20)));
     lines.push(r#"{"_id":"forbidden","event":"forbidden","timestamp":"2026-11-25T12:00:00Z"}"#.to_string());
     lines.push(good(8, 21));
-    lines.push(bad(&format!(r#""_id":"long-source","utm_source":"{}""#, random_text(4, 3_000))));
+    lines.push(bad(&format!(r#""_id":"long-session","session":"{}""#, random_text(4, 3_000))));
     lines.extend((9..=10).map(|i| good(i, 21)));
     lines.push(bad(r#""_id":"also-a-rocket","properties":{"note":"🚀"}"#));
     lines
@@ -125,7 +125,7 @@ async fn rows_the_server_refuses_are_rejected_with_its_reason_and_their_batches_
     let db = TestDb::latin1().await;
     sqlx::raw_sql(
         "ALTER TABLE marketing.events ADD CONSTRAINT no_forbidden_events CHECK (event <> 'forbidden');
-         CREATE INDEX events_utm_source_idx ON marketing.events (utm_source);",
+         CREATE INDEX events_session_id_idx ON marketing.events (session_id);",
     )
     .execute(&db.pool)
     .await
