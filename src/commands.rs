@@ -340,11 +340,7 @@ fn required_url() -> Result<DatabaseUrl, Error> {
 }
 
 fn metrics_addr() -> Result<MetricsAddr, Error> {
-    // Set but empty (a compose file's `TALLY_METRICS_ADDR=`) means the default.
-    let text = std::env::var("TALLY_METRICS_ADDR")
-        .ok()
-        .filter(|text| !text.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_METRICS_ADDR.to_string());
+    let text = crate::config::env::Environment::read().metrics_addr.unwrap_or_else(|| DEFAULT_METRICS_ADDR.to_string());
     MetricsAddr::parse(&text).map_err(|reason| Error::Config(ConfigError::Env { name: "TALLY_METRICS_ADDR", reason }))
 }
 

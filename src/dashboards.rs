@@ -82,7 +82,7 @@ pub fn expand(sql: &str, from: DateTime<Utc>, to: DateTime<Utc>, variables: &BTr
         let list = if values.is_empty() {
             "NULL".to_string()
         } else {
-            values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(",")
+            values.iter().map(|v| crate::db::quote_literal(v)).collect::<Vec<_>>().join(",")
         };
         out = out.replace(&format!("${{{name}}}"), &list).replace(&format!("${name}"), &list);
     }

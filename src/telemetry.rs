@@ -11,7 +11,7 @@ pub fn init() -> Result<(), String> {
     // exists, skipping") are not news at info level.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn,sqlx::postgres::notice=warn"));
-    let format = std::env::var("TALLY_LOG_FORMAT").unwrap_or_else(|_| "text".to_string());
+    let format = crate::config::env::Environment::read().log_format.unwrap_or_else(|| "text".to_string());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -6,9 +6,10 @@
 
 use sqlx::PgConnection;
 
-use super::catalog::{self, Relation, execute};
+use super::catalog::{self, Relation};
 use super::{Aggregate, views};
 use crate::config::Mode;
+use crate::db::execute;
 use crate::db::quote_ident;
 
 /// The comment that marks a relation tally built from `definition` in `mode`.

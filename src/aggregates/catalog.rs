@@ -1,7 +1,7 @@
 //! What exists in `reporting`, and the definition fingerprints tally keeps
 //! in each relation's comment to know when a definition changed.
 
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::PgConnection;
 
 /// A relation in `reporting` as the catalog describes it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -30,9 +30,4 @@ pub const FINGERPRINT_PREFIX: &str = "tally definition ";
 /// The comment that marks a relation built from `definition`.
 pub async fn fingerprint(conn: &mut PgConnection, definition: &str) -> Result<String, sqlx::Error> {
     sqlx::query_scalar("SELECT $1 || md5($2)").bind(FINGERPRINT_PREFIX).bind(definition).fetch_one(conn).await
-}
-
-/// Runs one DDL statement built from registry names and validated settings.
-pub async fn execute(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
 }

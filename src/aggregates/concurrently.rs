@@ -9,9 +9,10 @@
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::catalog::{self, execute};
+use super::catalog;
 use super::{Aggregate, ModeError, RefreshKind, build, views};
 use crate::config::{Config, Mode};
+use crate::db::execute;
 
 /// Brings the aggregate up to date inside the caller's transaction (which
 /// holds the aggregate's advisory lock and the session timeouts), then makes

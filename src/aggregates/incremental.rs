@@ -21,10 +21,11 @@
 use chrono::{Days, NaiveDate};
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::catalog::{self, execute};
+use super::catalog;
 use super::concurrently::count_rows;
 use super::{Aggregate, ModeError, RefreshKind, build, views};
 use crate::config::{Config, Mode};
+use crate::db::execute;
 
 /// What a refresh in incremental mode did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

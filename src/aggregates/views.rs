@@ -6,9 +6,10 @@
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::Aggregate;
-use super::catalog::{self, execute};
+use super::catalog;
 use super::{ModeError, RefreshKind};
 use crate::config::Config;
+use crate::db::execute;
 
 /// What [`ensure`] found or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::db::{self, DatabaseUrl, EphemeralCluster, Patience};
+use crate::db::{self, DatabaseUrl, Patience};
 use crate::error::Error;
 
 pub use copy::CopyResult;
@@ -54,23 +54,8 @@ pub async fn run(
     options: BenchOptions,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let mut cluster = None;
-    let server = match url {
-        Some(url) => url,
-        None => {
-            let started = tokio::task::spawn_blocking(EphemeralCluster::start)
-                .await
-                .map_err(|e| Error::runtime("starting the throwaway cluster", e.to_string()))??;
-            let url = started.url();
-            cluster = Some(started);
-            url
-        }
-    };
-    let result = measure(&config, &server, &options, &shutdown).await;
-    if let Some(mut cluster) = cluster {
-        let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
-    }
-    let report = result?;
+    let report =
+        db::with_server(url, |server| async move { measure(&config, &server, &options, &shutdown).await }).await?;
     println!("{report}");
     Ok(())
 }

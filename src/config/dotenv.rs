@@ -39,7 +39,7 @@ pub fn load(path: &Path) -> Result<Vec<String>, ConfigError> {
                     )));
                 }
                 // Set but empty counts as unset, as `DatabaseUrl::from_env` reads it.
-                if std::env::var_os(&key).is_none_or(|v| v.is_empty()) {
+                if !super::env::Environment::is_set(&key) {
                     // SAFETY: called from `main` before the async runtime or
                     // any other thread starts, so nothing reads the
                     // environment concurrently.
@@ -61,8 +61,7 @@ pub fn load(path: &Path) -> Result<Vec<String>, ConfigError> {
                     true => String::new(),
                     false => format!(" ({})", keys.join(", ")),
                 };
-                let all_set =
-                    !keys.is_empty() && keys.iter().all(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+                let all_set = !keys.is_empty() && keys.iter().all(|k| super::env::Environment::is_set(k));
                 if !all_set {
                     return Err(env_error(format!(
                         "{shown} {lines}{named} is not a valid KEY=VALUE line (an unclosed quote, a space in an \

@@ -6,6 +6,7 @@
 //! setting. The doc comment on each field is what users read in the README.
 
 pub mod dotenv;
+pub mod env;
 mod validate;
 mod values;
 

@@ -96,7 +96,7 @@ impl Timezone {
 
     /// The name as a quoted SQL literal, e.g. `'America/New_York'`.
     pub fn sql_literal(&self) -> String {
-        format!("'{}'", self.name().replace('\'', "''"))
+        crate::db::quote_literal(self.name())
     }
 
     /// The chrono-tz zone, for computing local days in Rust.

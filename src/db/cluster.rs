@@ -166,6 +166,33 @@ impl EphemeralCluster {
     }
 }
 
+/// Runs `work` against the server at `url`, or, when there is none (no
+/// `DATABASE_URL`), against a throwaway cluster started for it and removed
+/// afterwards, whatever `work` returned (or if it is dropped half-way: the
+/// cluster's `Drop` removes it). What `demo`, `bench` and the tests share.
+pub async fn with_server<T, E, F, Fut>(url: Option<DatabaseUrl>, work: F) -> Result<T, E>
+where
+    F: FnOnce(DatabaseUrl) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: From<ClusterError>,
+{
+    if let Some(url) = url {
+        return work(url).await;
+    }
+    tracing::info!("DATABASE_URL is not set; starting a throwaway PostgreSQL cluster");
+    let cluster = tokio::task::spawn_blocking(EphemeralCluster::start)
+        .await
+        .map_err(|e| ClusterError::Io(std::io::Error::other(e)))??;
+    let result = work(cluster.url()).await;
+    let mut cluster = cluster;
+    match tokio::task::spawn_blocking(move || cluster.stop()).await {
+        Ok(Ok(())) => tracing::info!("removed the throwaway PostgreSQL cluster"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not remove the throwaway cluster"),
+        Err(e) => tracing::warn!(error = %e, "could not remove the throwaway cluster"),
+    }
+    result
+}
+
 impl Drop for EphemeralCluster {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
@@ -178,10 +205,12 @@ impl Drop for EphemeralCluster {
 /// newest `/usr/lib/postgresql/*/bin` (Debian and Ubuntu keep them there).
 fn find_bindir() -> Option<PathBuf> {
     let has_initdb = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(dir) = std::env::var_os("TALLY_PG_BINDIR").map(PathBuf::from) {
+    let environment = crate::config::env::Environment::read();
+    if let Some(dir) = environment.pg_bindir {
         return has_initdb(&dir).then_some(dir);
     }
-    let on_path = std::env::var_os("PATH")
+    let on_path = environment
+        .path
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .find(|dir| has_initdb(dir));

@@ -8,17 +8,19 @@ mod connect;
 mod conninfo;
 mod migrate;
 mod retry;
+pub mod sql;
 mod url;
 
 use std::time::Duration;
 
 use sqlx::postgres::PgDatabaseError;
 
-pub use cluster::{ClusterError, EphemeralCluster};
+pub use cluster::{ClusterError, EphemeralCluster, with_server};
 pub use connect::{CLIENT_CHECK_INTERVAL, connect, connect_reporting, session_options};
 pub(crate) use migrate::concurrent_migration_indexes;
 pub use migrate::{migrate, readiness};
 pub use retry::{Retried, Transient, with_retries};
+pub use sql::{execute, quote_ident, quote_literal};
 pub use url::{DatabaseUrl, UrlError};
 
 use crate::config::DatabaseConfig;
@@ -130,9 +132,4 @@ pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
 /// together do not retry together.
 pub fn with_jitter(delay: Duration) -> Duration {
     delay.mul_f64(0.5 + rand::random::<f64>())
-}
-
-/// Quotes an SQL identifier (`"name"`, doubling inner quotes).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

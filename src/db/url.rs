@@ -32,10 +32,7 @@ impl DatabaseUrl {
     /// Reads `DATABASE_URL` from the environment (after `.env` has been
     /// loaded); `None` when it is unset or empty.
     pub fn from_env() -> Result<Option<DatabaseUrl>, UrlError> {
-        match std::env::var("DATABASE_URL") {
-            Ok(value) if !value.trim().is_empty() => value.trim().parse().map(Some),
-            _ => Ok(None),
-        }
+        crate::config::env::Environment::read().database_url.map(|value| value.parse()).transpose()
     }
 
     /// The URL with its password replaced by `***`, safe to log.

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -111,7 +111,7 @@ async fn run(
         .replace("{{anchor}}", &format!("'{}'", options.anchor.format("%Y-%m-%d %H:%M:%S%.6f+00")))
         .replace("{{first}}", &range.0.to_string())
         .replace("{{last}}", &range.1.to_string());
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
+    crate::db::execute(conn, sql).await
 }
 
 /// A progress bar on a terminal, a log line every 10% otherwise.

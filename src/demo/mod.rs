@@ -18,7 +18,7 @@ pub use report::campaign_report;
 
 use crate::aggregates;
 use crate::config::Config;
-use crate::db::{self, DatabaseUrl, EphemeralCluster, Patience};
+use crate::db::{self, DatabaseUrl, Patience};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::refresh::{RefreshOutcome, Refresher};
@@ -39,29 +39,7 @@ pub async fn run(
     options: DemoOptions,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let mut cluster = None;
-    let url = match url {
-        Some(url) => url,
-        None => {
-            tracing::info!("DATABASE_URL is not set; starting a throwaway PostgreSQL cluster");
-            let started = tokio::task::spawn_blocking(EphemeralCluster::start)
-                .await
-                .map_err(|e| Error::runtime("starting the throwaway cluster", e.to_string()))??;
-            let url = started.url();
-            cluster = Some(started);
-            url
-        }
-    };
-    let result = demo(config, &url, options, shutdown).await;
-    if let Some(mut cluster) = cluster {
-        let stopped = tokio::task::spawn_blocking(move || cluster.stop()).await;
-        if let Ok(Err(e)) = stopped {
-            tracing::warn!(error = %e, "could not remove the throwaway cluster");
-        } else {
-            tracing::info!("removed the throwaway PostgreSQL cluster");
-        }
-    }
-    result
+    db::with_server(url, |url| async move { demo(config, &url, options, shutdown).await }).await
 }
 
 async fn demo(

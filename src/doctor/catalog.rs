@@ -59,7 +59,11 @@ pub struct Index {
 impl Table {
     /// `schema.name` quoted for SQL.
     pub fn sql_name(&self) -> String {
-        format!("{}.{}", super::predicate::quote(&self.schema), super::predicate::quote(&self.name))
+        format!(
+            "{}.{}",
+            crate::db::sql::quote_ident_if_needed(&self.schema),
+            crate::db::sql::quote_ident_if_needed(&self.name)
+        )
     }
 
     pub fn is_partitioned(&self) -> bool {

@@ -119,7 +119,7 @@ pub(super) fn range_rewrite(column: &str, cast: Option<&str>, op: &str, value: &
     if cast != Some("date") || op != "=" {
         return None;
     }
-    let column = predicate::quote(column);
+    let column = crate::db::sql::quote_ident_if_needed(column);
     let literal = value.trim().strip_prefix('\'').and_then(|v| v.split('\'').next());
     match literal.and_then(|day| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()) {
         Some(day) => Some(format!("{column} >= '{day}' AND {column} < '{}'", day.succ_opt()?)),
@@ -153,11 +153,11 @@ pub(super) fn statistics_fix(node: &Node, catalog: &Catalog) -> (String, Vec<Str
         }
         if columns.len() >= 2 {
             columns.truncate(8);
-            let name = super::predicate::quote(&format!("{}_{}_stats", table.name, columns.join("_")));
-            let list = columns.iter().map(|c| predicate::quote(c)).collect::<Vec<_>>().join(", ");
+            let name = crate::db::sql::quote_ident_if_needed(&format!("{}_{}_stats", table.name, columns.join("_")));
+            let list = columns.iter().map(|c| crate::db::sql::quote_ident_if_needed(c)).collect::<Vec<_>>().join(", ");
             sql.push(format!(
                 "CREATE STATISTICS IF NOT EXISTS {}.{name} (dependencies, ndistinct, mcv) ON {list} FROM {};",
-                super::predicate::quote(&table.schema),
+                crate::db::sql::quote_ident_if_needed(&table.schema),
                 table.sql_name()
             ));
             fix = format!(

@@ -8,8 +8,8 @@
 use sha2::Digest;
 
 use super::catalog::{Index, Table};
-use super::predicate::quote as quote_ident;
-use super::predicate::{Term, quote};
+use super::predicate::Term;
+use crate::db::sql::quote_ident_if_needed;
 
 /// One index to create.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,13 +45,13 @@ pub fn wanted(terms: &[Term], sort: &[SortColumn]) -> Vec<Wanted> {
             Term::Constant { column, sql } => predicates.push((column, sql)),
             Term::Contains { column } => gin.push(Wanted {
                 method: "gin",
-                keys: vec![format!("{} jsonb_path_ops", quote(column))],
+                keys: vec![format!("{} jsonb_path_ops", quote_ident_if_needed(column))],
                 key_names: vec![column.clone()],
                 predicate: None,
             }),
             Term::HasKey { column } => gin.push(Wanted {
                 method: "gin",
-                keys: vec![quote(column)],
+                keys: vec![quote_ident_if_needed(column)],
                 key_names: vec![column.clone()],
                 predicate: None,
             }),
@@ -67,22 +67,23 @@ pub fn wanted(terms: &[Term], sort: &[SortColumn]) -> Vec<Wanted> {
     gin.dedup();
     let mut wanted = Vec::new();
     if !equality.is_empty() || range.is_some() || !predicates.is_empty() {
-        let mut keys: Vec<(String, String)> = equality.iter().map(|c| (c.to_string(), quote(c))).collect();
+        let mut keys: Vec<(String, String)> =
+            equality.iter().map(|c| (c.to_string(), quote_ident_if_needed(c))).collect();
         let sort_fits = sort.first().is_some_and(|s| range.is_none_or(|r| r == s.column));
         if sort_fits {
             for s in sort {
                 if !keys.iter().any(|(name, _)| *name == s.column) {
-                    keys.push((s.column.clone(), format!("{}{}", quote(&s.column), s.direction)));
+                    keys.push((s.column.clone(), format!("{}{}", quote_ident_if_needed(&s.column), s.direction)));
                 }
             }
         } else if let Some(r) = range.filter(|r| !keys.iter().any(|(name, _)| name == r)) {
-            keys.push((r.to_string(), quote(r)));
+            keys.push((r.to_string(), quote_ident_if_needed(r)));
         }
         // A partial index on nothing else is keyed on its predicate's column.
         if keys.is_empty()
             && let Some((column, _)) = predicates.first()
         {
-            keys.push((column.to_string(), quote(column)));
+            keys.push((column.to_string(), quote_ident_if_needed(column)));
         }
         let predicate = (!predicates.is_empty())
             .then(|| predicates.iter().map(|(_, sql)| sql.to_string()).collect::<Vec<_>>().join(" AND "));
@@ -136,7 +137,7 @@ pub fn create_statements(table: &Table, wanted: &Wanted) -> Vec<String> {
     if !table.is_partitioned() {
         return vec![format!(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {}{tail};",
-            quote_ident(&name),
+            quote_ident_if_needed(&name),
             table.sql_name()
         )];
     }
@@ -145,22 +146,25 @@ pub fn create_statements(table: &Table, wanted: &Wanted) -> Vec<String> {
     let index_of = |relation: &str| -> String {
         match relation.split_once('.') {
             Some((schema, name)) if relation != format!("{}.{}", table.schema, table.name) => {
-                format!("{}.{}", quote_ident(schema), quote_ident(&index_name(name, wanted)))
+                format!("{}.{}", quote_ident_if_needed(schema), quote_ident_if_needed(&index_name(name, wanted)))
             }
-            _ => format!("{}.{}", quote_ident(&table.schema), quote_ident(&name)),
+            _ => format!("{}.{}", quote_ident_if_needed(&table.schema), quote_ident_if_needed(&name)),
         }
     };
     let top = format!("{}.{}", table.schema, table.name);
     let parent_of = |relation: &str| table.parents.get(relation).cloned().unwrap_or_else(|| top.clone());
-    let mut statements =
-        vec![format!("CREATE INDEX IF NOT EXISTS {} ON ONLY {}{tail};", quote_ident(&name), table.sql_name())];
+    let mut statements = vec![format!(
+        "CREATE INDEX IF NOT EXISTS {} ON ONLY {}{tail};",
+        quote_ident_if_needed(&name),
+        table.sql_name()
+    )];
     for middle in &table.intermediates {
         let (middle_schema, middle_name) = middle.split_once('.').unwrap_or((&table.schema, middle));
         statements.push(format!(
             "CREATE INDEX IF NOT EXISTS {} ON ONLY {}.{}{tail};",
-            quote_ident(&index_name(middle_name, wanted)),
-            quote_ident(middle_schema),
-            quote_ident(middle_name)
+            quote_ident_if_needed(&index_name(middle_name, wanted)),
+            quote_ident_if_needed(middle_schema),
+            quote_ident_if_needed(middle_name)
         ));
         statements.push(format!("ALTER INDEX {} ATTACH PARTITION {};", index_of(&parent_of(middle)), index_of(middle)));
     }
@@ -168,9 +172,9 @@ pub fn create_statements(table: &Table, wanted: &Wanted) -> Vec<String> {
         let (leaf_schema, leaf_name) = leaf.split_once('.').unwrap_or((&table.schema, leaf));
         statements.push(format!(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {}.{}{tail};",
-            quote_ident(&index_name(leaf_name, wanted)),
-            quote_ident(leaf_schema),
-            quote_ident(leaf_name)
+            quote_ident_if_needed(&index_name(leaf_name, wanted)),
+            quote_ident_if_needed(leaf_schema),
+            quote_ident_if_needed(leaf_name)
         ));
         statements.push(format!("ALTER INDEX {} ATTACH PARTITION {};", index_of(&parent_of(leaf)), index_of(leaf)));
     }

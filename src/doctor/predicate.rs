@@ -36,7 +36,7 @@ pub enum Term {
 /// the relation printed as `alias`.
 pub fn terms(condition: &str, alias: &str) -> Vec<Term> {
     // Conditions print the alias as PostgreSQL quotes it ("Leads".email).
-    let alias = &quote(alias);
+    let alias = &crate::db::sql::quote_ident_if_needed(alias);
     split_and(strip_parens(condition)).into_iter().map(|term| classify(term, alias)).collect()
 }
 
@@ -114,7 +114,11 @@ fn classify(term: &str, alias: &str) -> Term {
         if let Some(operand) = term.strip_suffix(suffix) {
             return match column_of(operand, alias) {
                 Some(column) => Term::Constant {
-                    sql: format!("{} IS {}NULL", quote(&column), if negated { "NOT " } else { "" }),
+                    sql: format!(
+                        "{} IS {}NULL",
+                        crate::db::sql::quote_ident_if_needed(&column),
+                        if negated { "NOT " } else { "" }
+                    ),
                     column,
                 },
                 None => Term::Other,
@@ -122,10 +126,10 @@ fn classify(term: &str, alias: &str) -> Term {
         }
     }
     if let Some(column) = column_of(term, alias) {
-        return Term::Constant { sql: quote(&column), column };
+        return Term::Constant { sql: crate::db::sql::quote_ident_if_needed(&column), column };
     }
     if let Some(column) = term.strip_prefix("NOT ").and_then(|operand| column_of(operand, alias)) {
-        return Term::Constant { sql: format!("NOT {}", quote(&column)), column };
+        return Term::Constant { sql: format!("NOT {}", crate::db::sql::quote_ident_if_needed(&column)), column };
     }
     let Some((left, op, right)) = split_operator(term) else { return Term::Other };
     // Put this relation's side on the left.
@@ -161,7 +165,7 @@ fn classify(term: &str, alias: &str) -> Term {
         "?" | "?|" | "?&" => Term::HasKey { column },
         // A partial index predicate must be immutable: a literal only.
         "<>" if is_literal(right) && !right.starts_with('$') => {
-            Term::Constant { sql: format!("{} <> {right}", quote(&column)), column }
+            Term::Constant { sql: format!("{} <> {right}", crate::db::sql::quote_ident_if_needed(&column)), column }
         }
         _ => Term::Other,
     }
@@ -239,7 +243,7 @@ fn unquote(identifier: &str) -> String {
 
 /// `alias.` removed from every column reference, for use in DDL.
 pub fn unqualify(text: &str, alias: &str) -> String {
-    unqualify_quoted(text, &quote(alias))
+    unqualify_quoted(text, &crate::db::sql::quote_ident_if_needed(alias))
 }
 
 /// `unqualify` for an alias already quoted as PostgreSQL prints it.
@@ -261,119 +265,6 @@ fn unqualify_quoted(text: &str, alias: &str) -> String {
     out.push_str(rest);
     out
 }
-
-/// A column name as an SQL identifier.
-pub fn quote(column: &str) -> String {
-    let plain = column.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && column.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
-        && !RESERVED.contains(&column);
-    if plain { column.to_string() } else { crate::db::quote_ident(column) }
-}
-
-/// Keywords PostgreSQL does not accept as bare column or table names.
-const RESERVED: &[&str] = &[
-    "all",
-    "analyse",
-    "analyze",
-    "and",
-    "any",
-    "array",
-    "as",
-    "asc",
-    "asymmetric",
-    "authorization",
-    "binary",
-    "both",
-    "case",
-    "cast",
-    "check",
-    "collate",
-    "collation",
-    "column",
-    "concurrently",
-    "constraint",
-    "create",
-    "cross",
-    "current_catalog",
-    "current_date",
-    "current_role",
-    "current_schema",
-    "current_time",
-    "current_timestamp",
-    "current_user",
-    "default",
-    "deferrable",
-    "desc",
-    "distinct",
-    "do",
-    "else",
-    "end",
-    "except",
-    "false",
-    "fetch",
-    "for",
-    "foreign",
-    "freeze",
-    "from",
-    "full",
-    "grant",
-    "group",
-    "having",
-    "ilike",
-    "in",
-    "initially",
-    "inner",
-    "intersect",
-    "into",
-    "is",
-    "isnull",
-    "join",
-    "lateral",
-    "leading",
-    "left",
-    "like",
-    "limit",
-    "localtime",
-    "localtimestamp",
-    "natural",
-    "not",
-    "notnull",
-    "null",
-    "offset",
-    "on",
-    "only",
-    "or",
-    "order",
-    "outer",
-    "overlaps",
-    "placing",
-    "primary",
-    "references",
-    "returning",
-    "right",
-    "select",
-    "session_user",
-    "similar",
-    "some",
-    "symmetric",
-    "system_user",
-    "table",
-    "tablesample",
-    "then",
-    "to",
-    "trailing",
-    "true",
-    "union",
-    "unique",
-    "user",
-    "using",
-    "variadic",
-    "verbose",
-    "when",
-    "where",
-    "window",
-    "with",
-];
 
 #[cfg(test)]
 mod tests {

@@ -4,11 +4,11 @@
 //! milliseconds the attach takes (see [`hold_writers`]). Also the locked
 //! transaction every maintenance step runs in.
 
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::{ManagedTable, Month, PARTITION_LOCK_CLASS, TableState};
 use crate::config::Config;
-use crate::db::quote_ident;
+use crate::db::{execute, quote_ident};
 
 /// How a maintenance step ended when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,11 +125,6 @@ pub(super) async fn log_action(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// Runs one statement built from catalog names (quoted) and computed literals.
-pub(super) async fn execute(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
 }
 
 /// The column list of a move, quoted, optionally prefixed (`d."id", ...`).

@@ -21,12 +21,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use super::create::{
-    Step, attach, begin_locked, bounds, column_list, create_standalone, execute, hold_writers, log_action,
-};
+use super::create::{Step, attach, begin_locked, bounds, column_list, create_standalone, hold_writers, log_action};
 use super::{ManagedTable, Month, TableState};
 use crate::config::Config;
-use crate::db::quote_ident;
+use crate::db::{execute, quote_ident};
 
 /// Rescues one month; `moved` counts the rows moved (across retries).
 #[allow(clippy::too_many_arguments)]

@@ -10,9 +10,10 @@
 
 use sqlx::PgPool;
 
-use super::create::{Step, begin_locked, execute, log_action};
+use super::create::{Step, begin_locked, log_action};
 use super::{ManagedTable, Month, PARTITION_LOCK_CLASS, TableState};
 use crate::config::Config;
+use crate::db::execute;
 
 /// Detaches (and drops, unless `retention_keep_table`) one month.
 pub(super) async fn retire_month(

@@ -19,8 +19,8 @@ use generate::{OPERATIONS, SOURCES, function_base, qualified};
 pub use generate::{TriggerSet, any_incremental, generate};
 
 use super::REGISTRY;
-use super::catalog::execute;
 use crate::config::{Config, Mode};
+use crate::db::execute;
 use crate::db::quote_ident;
 
 /// First key of the advisory lock around trigger installation (`"ttrg"`).

@@ -73,7 +73,7 @@ pub(super) fn invalid(index: &AuditIndex, tally: Option<&TallyIndex>) -> Finding
             // The leaf's index goes in the leaf's schema.
             let (leaf_schema, leaf_name) = leaf.split_once('.').unwrap_or(("", leaf.as_str()));
             let index_name = index.index.split_once('.').map_or(index.index.as_str(), |(_, n)| n).trim_matches('"');
-            let leaf_index = crate::doctor::predicate::quote(crate::doctor::index::truncate(
+            let leaf_index = crate::db::sql::quote_ident_if_needed(crate::doctor::index::truncate(
                 &format!("{}_{index_name}", leaf_name.trim_matches('"')),
                 63,
             ));
