@@ -7,7 +7,6 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::aggregates::{self, Kind, RefreshKind};
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ConfigError};
 use crate::db::{self, DatabaseUrl, Patience};
@@ -15,7 +14,7 @@ use crate::demo::{self, DemoOptions, GenerateOptions};
 use crate::error::Error;
 use crate::http::MetricsAddr;
 use crate::metrics::Metrics;
-use crate::refresh::{RefreshOutcome, Refresher};
+use crate::refresh::Refresher;
 use crate::worker::{self, RunOptions};
 
 /// The metrics address unless `TALLY_METRICS_ADDR` says otherwise.
@@ -180,76 +179,18 @@ async fn refresh(
     wait: std::time::Duration,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let selected = if names.is_empty() {
-        // Enabled rollups, then the views over them.
-        aggregates::REGISTRY
-            .iter()
-            .filter(|a| a.kind == Kind::View || config.aggregate(a.name).is_some_and(|s| s.enabled))
-            .collect()
-    } else {
-        let selected = aggregates::in_dependency_order(names).map_err(|unknown| {
-            Error::Usage(format!(
-                "no aggregate named {}; known aggregates: {}",
-                unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                aggregates::names().join(", ")
-            ))
-        })?;
-        // A disabled aggregate is never refreshed, not even on request.
-        let disabled: Vec<&str> =
-            selected.iter().filter(|a| config.aggregate(a.name).is_some_and(|s| !s.enabled)).map(|a| a.name).collect();
-        if !disabled.is_empty() {
-            return Err(Error::Usage(format!(
-                "{} disabled in the configuration (enabled = false); enable it to refresh it{}",
-                disabled.iter().map(|n| format!("`{n}` is")).collect::<Vec<_>>().join(", "),
-                if disabled.iter().all(|d| names.iter().any(|n| n == d)) { "" } else { " (the views named read it)" }
-            )));
-        }
-        selected
-    };
+    let selected = crate::refresh::policy::select(&config, names)?;
     let pool = connect_one(&config, &required_url()?, &shutdown).await?;
-    let modes: Vec<(&str, &str)> = selected.iter().map(|a| (a.name, "concurrently")).collect();
-    let refresher =
-        Refresher::new(pool, config.clone(), Arc::new(Metrics::new(&modes)), shutdown).waiting_for_locks(wait);
+    let metrics = Arc::new(Metrics::new(&crate::refresh::policy::metric_series(&config)));
+    let refresher = Refresher::new(pool, config.clone(), metrics, shutdown).waiting_for_locks(wait);
     let mut failures = Vec::new();
     for aggregate in selected {
-        let Some(report) = refresher.refresh(aggregate).await else {
-            println!("{}: not started, interrupted", aggregate.name);
-            failures.push(format!("{}: interrupted", aggregate.name));
-            continue;
+        let (line, failure) = match refresher.refresh(aggregate).await {
+            Some(report) => crate::refresh::render::line(&report, wait),
+            None => crate::refresh::render::not_started(aggregate.name),
         };
-        let seconds = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
-        match report.outcome {
-            RefreshOutcome::Success => println!(
-                "{}: refreshed ({}{}, {} rows, {seconds:.2}s)",
-                aggregate.name,
-                // "refreshed (refreshed" says nothing: name the mode instead.
-                match report.kind {
-                    Some(RefreshKind::Refreshed) | None => report.mode,
-                    Some(kind) => kind.as_str(),
-                },
-                report.days.map_or(String::new(), |d| format!(", {d} days")),
-                report.rows.unwrap_or(0)
-            ),
-            RefreshOutcome::LockedElsewhere | RefreshOutcome::SkippedRunning => {
-                let holder = report.holder.as_deref().unwrap_or("a session that has since ended");
-                println!(
-                    "{}: not refreshed: another tally process was still refreshing it after --wait {} ({holder})",
-                    aggregate.name,
-                    humantime::format_duration(wait)
-                );
-                failures.push(format!(
-                    "{}: another tally process held its refresh lock for the whole --wait {} ({holder}); \
-                     run again when it is done, with a longer --wait, or see `tally status`",
-                    aggregate.name,
-                    humantime::format_duration(wait)
-                ));
-            }
-            RefreshOutcome::Failure => {
-                let error = report.error.unwrap_or_default();
-                println!("{}: failed after {}: {error}", aggregate.name, db::plural(report.attempts, "attempt"));
-                failures.push(format!("{}: {error}", aggregate.name));
-            }
-        }
+        println!("{line}");
+        failures.extend(failure);
     }
     match failures.is_empty() {
         true => Ok(()),

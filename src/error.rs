@@ -16,6 +16,8 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
+    Select(#[from] crate::refresh::policy::SelectError),
+    #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
@@ -43,7 +45,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Url(_) | Error::Usage(_) => 2,
+            Error::Config(_) | Error::Url(_) | Error::Usage(_) | Error::Select(_) => 2,
             Error::Database(_) | Error::Cluster(_) | Error::Runtime { .. } => 1,
             // 128 + SIGINT, as shells report an interrupted command.
             Error::Forced => 130,

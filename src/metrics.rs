@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus::{
@@ -20,18 +21,18 @@ pub const REFRESH_BUCKETS: &[f64] =
 /// or write one timestamp.
 pub struct Metrics {
     registry: Registry,
-    pub refresh_duration_seconds: HistogramVec,
-    pub refreshes_total: IntCounterVec,
-    pub refresh_failures_total: IntCounterVec,
-    pub refresh_last_success_timestamp_seconds: GaugeVec,
+    refresh_duration_seconds: HistogramVec,
+    refreshes_total: IntCounterVec,
+    refresh_failures_total: IntCounterVec,
+    refresh_last_success_timestamp_seconds: GaugeVec,
     aggregate_staleness_seconds: GaugeVec,
-    pub aggregate_rows: IntGaugeVec,
-    pub refresh_interval_seconds: GaugeVec,
-    pub invalidated_days: IntGaugeVec,
-    pub partitions: IntGaugeVec,
-    pub partition_future_months: IntGaugeVec,
-    pub default_partition_rows: IntGaugeVec,
-    pub ingest_rows_total: IntCounterVec,
+    aggregate_rows: IntGaugeVec,
+    refresh_interval_seconds: GaugeVec,
+    invalidated_days: IntGaugeVec,
+    partitions: IntGaugeVec,
+    partition_future_months: IntGaugeVec,
+    default_partition_rows: IntGaugeVec,
+    ingest_rows_total: IntCounterVec,
     /// Start of the last successful refresh, per aggregate: the instant the
     /// aggregate's data is as fresh as. Staleness is computed from it at scrape.
     fresh_as_of: Mutex<HashMap<String, DateTime<Utc>>>,
@@ -189,6 +190,31 @@ impl Metrics {
         let mut fresh = self.fresh_as_of.lock().unwrap_or_else(|p| p.into_inner());
         let entry = fresh.entry(aggregate.to_string()).or_insert(started);
         *entry = (*entry).max(started);
+    }
+
+    /// Counts one refresh by outcome (`tally_refreshes_total`), and for a
+    /// success its duration under its mode, for a failure
+    /// `tally_refresh_failures_total`.
+    pub fn record_refresh(&self, aggregate: &str, mode: &str, outcome: &str, duration: Duration) {
+        self.refreshes_total.with_label_values(&[aggregate, outcome]).inc();
+        match outcome {
+            "success" => {
+                self.refresh_duration_seconds.with_label_values(&[aggregate, mode]).observe(duration.as_secs_f64())
+            }
+            "failure" => self.refresh_failures_total.with_label_values(&[aggregate]).inc(),
+            _ => {}
+        }
+    }
+
+    /// The time between two scheduled refreshes of `aggregate` (what the
+    /// staleness alert compares against).
+    pub fn set_refresh_interval(&self, aggregate: &str, interval: Duration) {
+        self.refresh_interval_seconds.with_label_values(&[aggregate]).set(interval.as_secs_f64());
+    }
+
+    /// Days waiting to be rewritten for an incremental `aggregate`.
+    pub fn set_backlog(&self, aggregate: &str, days: i64) {
+        self.invalidated_days.with_label_values(&[aggregate]).set(days);
     }
 
     /// Gives an aggregate that never had a successful refresh its last-success

@@ -34,16 +34,12 @@ pub async fn run(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let enabled: Vec<(&str, &str)> = aggregates::REGISTRY
-        .iter()
-        .filter_map(|a| config.aggregate(a.name).filter(|s| s.enabled).map(|s| (a.name, s.mode.as_str())))
-        .collect();
-    let metrics = Arc::new(Metrics::new(&enabled));
+    let metrics = Arc::new(Metrics::new(&crate::refresh::policy::metric_series(&config)));
     for aggregate in aggregates::REGISTRY {
         let interval =
             config.aggregate(aggregate.name).filter(|s| s.enabled).and_then(|s| s.schedule.interval(Utc::now()));
         if let Some(interval) = interval {
-            metrics.refresh_interval_seconds.with_label_values(&[aggregate.name]).set(interval.as_secs_f64());
+            metrics.set_refresh_interval(aggregate.name, interval);
         }
     }
     let health = Arc::new(Health::default());

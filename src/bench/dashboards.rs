@@ -32,7 +32,8 @@ pub struct QueryTiming {
 pub(super) async fn measure(pool: &PgPool, config: &Arc<Config>, runs: u32) -> Result<Vec<QueryTiming>, Error> {
     let failed = |what: &'static str| move |e: sqlx::Error| Error::database(what, &e);
     // Every aggregate built in its default (concurrently) mode.
-    let refresher = Refresher::new(pool.clone(), config.clone(), Arc::new(Metrics::new(&[])), CancellationToken::new());
+    let metrics = Arc::new(Metrics::new(&crate::refresh::policy::metric_series(config)));
+    let refresher = Refresher::new(pool.clone(), config.clone(), metrics, CancellationToken::new());
     for aggregate in aggregates::REGISTRY {
         let report = refresher.refresh(aggregate).await.ok_or_else(|| Error::runtime("bench", "interrupted"))?;
         if report.outcome != RefreshOutcome::Success {

@@ -107,7 +107,7 @@ async fn timed_refresh(
     config: &Arc<Config>,
     aggregate: &'static Aggregate,
 ) -> Result<(Duration, Option<i64>), Error> {
-    let metrics = Arc::new(Metrics::new(&[(aggregate.name, "concurrently")]));
+    let metrics = Arc::new(Metrics::new(&crate::refresh::policy::metric_series(config)));
     let refresher = Refresher::new(pool.clone(), config.clone(), metrics, CancellationToken::new());
     let report = refresher.refresh(aggregate).await.ok_or_else(|| Error::runtime("bench", "interrupted"))?;
     if report.outcome != RefreshOutcome::Success {

@@ -304,7 +304,7 @@ async fn stop(worker: &mut Child) -> Option<i32> {
 /// Refreshes once more (the last ingest may be newer than the last refresh),
 /// then counts rows that differ from a computation from scratch, per aggregate.
 async fn verify(pool: &PgPool, config: &Arc<Config>) -> Result<Vec<(&'static str, i64)>, Error> {
-    let metrics = Arc::new(crate::metrics::Metrics::new(&[]));
+    let metrics = Arc::new(crate::metrics::Metrics::new(&crate::refresh::policy::metric_series(config)));
     let refresher = crate::refresh::Refresher::new(pool.clone(), config.clone(), metrics, CancellationToken::new());
     let mut differences = Vec::new();
     for aggregate in aggregates::REGISTRY.iter().filter(|a| a.kind != Kind::View) {

@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 pub use generate::{GenerateOptions, generate};
 pub use report::campaign_report;
 
-use crate::aggregates;
 use crate::config::Config;
 use crate::db::{self, DatabaseUrl, Patience};
 use crate::error::Error;
@@ -77,10 +76,10 @@ async fn demo(
     // Failures are logged; the report reads whatever exists.
     crate::partitions::maintain(&pool, &config, today, false, None, &shutdown).await;
 
-    let enabled: Vec<(&str, &str)> = aggregates::REGISTRY.iter().map(|a| (a.name, "concurrently")).collect();
-    let refresher = Refresher::new(pool.clone(), config.clone(), Arc::new(Metrics::new(&enabled)), shutdown.clone());
-    // Every rollup, then the views over them (the registry's order).
-    for aggregate in aggregates::REGISTRY {
+    let metrics = Arc::new(Metrics::new(&crate::refresh::policy::metric_series(&config)));
+    let refresher = Refresher::new(pool.clone(), config.clone(), metrics, shutdown.clone());
+    // Every enabled rollup, then the views over them, in dependency order.
+    for aggregate in crate::refresh::policy::select(&config, &[])? {
         let Some(report) = refresher.refresh(aggregate).await else {
             return Ok(()); // interrupted
         };

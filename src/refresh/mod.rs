@@ -7,6 +7,8 @@
 
 pub mod attempt;
 pub mod history;
+pub mod policy;
+pub mod render;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -107,9 +109,14 @@ impl Refresher {
     }
 
     /// Refreshes one aggregate now, unless this process is already refreshing
-    /// it. `None` when shutdown began before the refresh could start (it was
-    /// waiting for a `max_concurrent` permit); nothing is recorded then.
+    /// it. `None` when it was not started, and nothing is recorded: the
+    /// aggregate is disabled (never refreshed, whoever asks), or shutdown
+    /// began while it waited for a `max_concurrent` permit.
     pub async fn refresh(&self, aggregate: &'static Aggregate) -> Option<RefreshReport> {
+        if !policy::is_enabled(&self.config, aggregate) {
+            tracing::warn!(aggregate = aggregate.name, "disabled in the configuration; not refreshed");
+            return None;
+        }
         let mode = match self.config.aggregate(aggregate.name) {
             Some(settings) => settings.mode.as_str(),
             None => "view",
@@ -201,18 +208,13 @@ impl Refresher {
     async fn observe(&self, report: &RefreshReport) {
         let aggregate = report.aggregate;
         let duration = (report.finished_at - report.started_at).to_std().unwrap_or_default();
-        self.metrics.refreshes_total.with_label_values(&[aggregate, report.outcome.as_str()]).inc();
+        self.metrics.record_refresh(aggregate, report.mode, report.outcome.as_str(), duration);
         match report.outcome {
             RefreshOutcome::Success => {
-                self.metrics
-                    .refresh_duration_seconds
-                    .with_label_values(&[aggregate, report.mode])
-                    .observe(duration.as_secs_f64());
                 self.metrics.record_success(aggregate, report.started_at, report.finished_at, report.rows.unwrap_or(0));
                 tracing::info!(aggregate, kind = report.kind.map_or("", |k| k.as_str()), rows = report.rows, days = report.days, duration = ?duration, attempts = report.attempts, "refreshed");
             }
             RefreshOutcome::Failure => {
-                self.metrics.refresh_failures_total.with_label_values(&[aggregate]).inc();
                 tracing::error!(
                     aggregate,
                     error = report.error.as_deref().unwrap_or(""),
@@ -269,7 +271,7 @@ impl Refresher {
                     if self.config.aggregate(aggregate.name).is_some_and(|s| s.mode == crate::config::Mode::Incremental)
                     {
                         let days = backlog.iter().find(|(name, _)| name == aggregate.name).map_or(0, |(_, d)| *d);
-                        self.metrics.invalidated_days.with_label_values(&[aggregate.name]).set(days);
+                        self.metrics.set_backlog(aggregate.name, days);
                     }
                 }
             }
