@@ -17,6 +17,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod partitions;
+pub mod readings;
 pub mod refresh;
 pub mod scheduler;
 pub mod shutdown;

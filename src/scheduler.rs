@@ -95,10 +95,7 @@ impl Jobs {
         }
         let jobs = self.clone();
         self.tracker.spawn(async move {
-            if crate::aggregates::triggers::any_incremental(&jobs.config) {
-                jobs.refresher.update_backlog().await;
-            }
-            crate::ingest::export_totals(&jobs.pool, &jobs.metrics).await;
+            crate::readings::take(&jobs.pool, &jobs.config, &jobs.refresher, &jobs.metrics).await;
         });
     }
 

@@ -165,10 +165,7 @@ async fn start_up(
             metrics.ensure_aggregate_series(aggregate.name);
         }
     }
-    if crate::aggregates::triggers::any_incremental(config) {
-        refresher.update_backlog().await;
-    }
-    crate::ingest::export_totals(pool, metrics).await;
+    crate::readings::take(pool, config, refresher, metrics).await;
     Ok(())
 }
 

@@ -154,15 +154,6 @@ pub async fn ingest(
     Ok(summary)
 }
 
-/// Reads the ingest totals of every run into `tally_ingest_rows_total` (the
-/// worker does this every 10 s, so runs of `tally ingest` show up in its metrics).
-pub async fn export_totals(pool: &PgPool, metrics: &crate::metrics::Metrics) {
-    match totals(pool).await {
-        Ok((loaded, duplicate, rejected)) => metrics.observe_ingest_totals(loaded, duplicate, rejected),
-        Err(e) => tracing::warn!(error = %crate::db::describe(&e), "could not read ingest totals"),
-    }
-}
-
 /// Whether a progress bar fits (stderr is a terminal).
 pub fn interactive() -> bool {
     std::io::stderr().is_terminal()
