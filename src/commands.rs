@@ -164,7 +164,7 @@ fn read_statement(file: &str) -> Result<String, Error> {
 
 async fn partitions(config: &Config, dry_run: bool, shutdown: &CancellationToken) -> Result<(), Error> {
     let pool = connect(config, &required_url()?, shutdown).await?;
-    let reports = crate::partitions::maintain(&pool, config, Utc::now().date_naive(), dry_run, None, shutdown).await;
+    let reports = crate::maintenance::run(&pool, config, Utc::now().date_naive(), dry_run, shutdown).await;
     print!("{}", crate::partitions::render_reports(&reports));
     let failures: Vec<String> = reports.iter().flat_map(|r| r.failures()).collect();
     match failures.is_empty() {

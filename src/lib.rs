@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod maintenance;
 pub mod metrics;
 pub mod partitions;
 pub mod readings;

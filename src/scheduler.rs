@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use sqlx::PgPool;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
@@ -106,15 +105,8 @@ impl Jobs {
         }
         let jobs = self.clone();
         self.tracker.spawn(async move {
-            let today = Utc::now().date_naive();
             // Each action logs itself; failures are retried at the next run.
-            crate::partitions::maintain(&jobs.pool, &jobs.config, today, false, Some(&jobs.metrics), &jobs.shutdown)
-                .await;
-            match crate::refresh::history::prune(&jobs.pool, jobs.config.refresh.history_days).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "pruned refresh history"),
-                Err(e) => tracing::warn!(error = %crate::db::describe(&e), "could not prune refresh history"),
-            }
+            crate::maintenance::worker_pass(&jobs.pool, &jobs.config, &jobs.metrics, &jobs.shutdown).await;
         });
     }
 }

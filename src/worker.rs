@@ -147,15 +147,7 @@ async fn start_up(
         tracing::error!(error = %db::describe(&e), "could not set up the invalidation triggers; incremental refreshes will retry");
     }
     // Failures are logged per action and retried on the maintenance schedule.
-    crate::partitions::maintain(pool, config, Utc::now().date_naive(), false, Some(metrics), shutdown).await;
-    for table in crate::partitions::managed_tables(config) {
-        metrics.ensure_partition_series(&table.label());
-    }
-    match history::prune(pool, config.refresh.history_days).await {
-        Ok(pruned) if pruned > 0 => tracing::info!(pruned, "pruned refresh history"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %db::describe(&e), "could not prune refresh history"),
-    }
+    crate::maintenance::worker_pass(pool, config, metrics, shutdown).await;
     readiness.starting("reading freshness back from the refresh history");
     if let Err(e) = refresher.restore_freshness().await {
         tracing::warn!(error = %db::describe(&e), "could not read refresh history; freshness starts unknown");
@@ -176,7 +168,7 @@ fn warn_about_retention(config: &Config) {
     let tables: Vec<String> = crate::partitions::managed_tables(config).iter().map(|t| t.label()).collect();
     for aggregate in aggregates::REGISTRY {
         let Some(settings) = config.aggregate(aggregate.name).filter(|s| s.enabled) else { continue };
-        let reads = aggregate.sources.iter().find(|source| tables.iter().any(|t| t == *source));
+        let reads = aggregate.sources().into_iter().find(|source| tables.iter().any(|t| t == source));
         if let (Some(source), crate::config::Mode::Concurrently) = (reads, settings.mode) {
             tracing::warn!(
                 aggregate = aggregate.name,

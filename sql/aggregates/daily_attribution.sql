@@ -6,7 +6,8 @@
 --
 -- A touch of a conversion is an event of the lead's user (events.user_id =
 -- leads.user_id) with a utm_source, at or before the conversion and less than
--- <lookback_days> days before it.
+-- <lookback_days> days before it: the rule of sql/rules/touch_window.sql,
+-- which the invalidation triggers of incremental mode share.
 --   first_touch: the lead's own source/campaign (the brief's first-touch query).
 --   last_touch:  the latest touch (ties: highest event id); the lead's
 --                source/campaign when there is none.
@@ -33,9 +34,8 @@ touch AS (
     FROM conversion AS cv
     JOIN marketing.events AS e
       ON e.user_id = cv.user_id
-     AND e.occurred_at <= cv.occurred_at
-     AND e.occurred_at > cv.occurred_at - make_interval(days => {{lookback_days}})
-     AND nullif(e.utm_source, '') IS NOT NULL
+     AND {{touch_window(e.occurred_at, cv.occurred_at)}}
+     AND {{is_touch(e)}}
 ),
 credit AS (
     SELECT cv.occurred_at, 'first_touch' AS model, cv.lead_source AS utm_source, cv.lead_campaign AS utm_campaign,

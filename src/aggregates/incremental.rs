@@ -2,7 +2,7 @@
 //! and unique key as the materialized view of `concurrently` mode) in which a
 //! refresh rewrites only the dirty days.
 //!
-//! Statement triggers on the source tables (`triggers.rs`) append marks to
+//! Statement triggers on the source tables ([`super::triggers`]) append marks to
 //! `tally.invalidations`. A refresh, in one transaction holding the
 //! aggregate's advisory lock:
 //!
@@ -26,6 +26,12 @@ use super::concurrently::count_rows;
 use super::{Aggregate, ModeError, RefreshKind, build, views};
 use crate::config::{Config, Mode};
 use crate::db::execute;
+use crate::db::template::render;
+
+/// The claim of the marks (`sql/incremental/claim.sql`).
+const CLAIM: &str = include_str!("../../sql/incremental/claim.sql");
+/// The days waiting per aggregate (`sql/incremental/backlog.sql`).
+const BACKLOG: &str = include_str!("../../sql/incremental/backlog.sql");
 
 /// What a refresh in incremental mode did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,38 +90,9 @@ pub struct Claimed {
 
 /// Deletes the aggregate's committed marks and returns the days they dirty.
 async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Claimed, sqlx::Error> {
-    let tz = config.reporting_timezone.sql_literal();
-    let (marks, everything, days): (i64, bool, Vec<NaiveDate>) = sqlx::query_as(AssertSqlSafe(format!(
-        "WITH claimed AS (
-             DELETE FROM tally.invalidations WHERE aggregate = $1 RETURNING kind, first_day, last_day, lead_id),
-         dirty AS (
-             SELECT d::date AS day
-             FROM claimed,
-                  -- Both ends within the years 1 to 9999, so that no date
-                  -- becomes a timestamp PostgreSQL cannot hold.
-                  generate_series(least(greatest(claimed.first_day, date '0001-01-01'), date '9999-12-31'),
-                                  greatest(least(claimed.last_day, date '9999-12-31'), date '0001-01-01'),
-                                  interval '1 day') AS d
-             WHERE claimed.kind = 'days' AND claimed.first_day <= date '9999-12-31'
-               AND claimed.last_day >= date '0001-01-01'
-             UNION
-             SELECT (c.occurred_at AT TIME ZONE {tz})::date
-             FROM claimed JOIN marketing.conversions AS c
-               ON c.occurred_at >= (least(claimed.first_day, date '9999-12-31')::timestamp AT TIME ZONE {tz})
-              AND c.occurred_at < ((least(claimed.last_day, date '9999-12-30') + 1)::timestamp AT TIME ZONE {tz})
-             WHERE claimed.kind = 'touch_window'
-             UNION
-             SELECT (c.occurred_at AT TIME ZONE {tz})::date
-             FROM claimed JOIN marketing.conversions AS c ON c.lead_id = claimed.lead_id
-             WHERE claimed.kind = 'lead')
-         SELECT (SELECT count(*) FROM claimed),
-                coalesce((SELECT bool_or(kind = 'all') FROM claimed), false),
-                -- Days tally can hold as dates: the years 1 to 9999.
-                array(SELECT day FROM dirty WHERE day BETWEEN date '0001-01-01' AND date '9999-12-31' ORDER BY day)"
-    )))
-    .bind(aggregate.name)
-    .fetch_one(conn)
-    .await?;
+    let claim = render(CLAIM, &[("tz", &config.reporting_timezone.sql_literal())]);
+    let (marks, everything, days): (i64, bool, Vec<NaiveDate>) =
+        sqlx::query_as(AssertSqlSafe(claim)).bind(aggregate.name).fetch_one(conn).await?;
     Ok(Claimed { marks, everything, days })
 }
 
@@ -191,16 +168,7 @@ fn runs(days: &[NaiveDate]) -> Vec<(NaiveDate, NaiveDate)> {
 /// Days waiting in `tally.invalidations` for each aggregate (an upper bound:
 /// a touch window counts all its days, a lead change counts one).
 pub async fn backlog(pool: &sqlx::PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        // Days outside the years 1 to 9999 (an 'infinity' in the data) are
-        // not rewritten (see `claim`), so they are not counted either.
-        "SELECT aggregate, coalesce(sum(CASE WHEN kind IN ('days', 'touch_window')
-                    THEN greatest(least(last_day, date '9999-12-31') - greatest(first_day, date '0001-01-01') + 1, 0)
-                    ELSE 1 END), 0)::bigint
-         FROM tally.invalidations GROUP BY aggregate",
-    )
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(BACKLOG).fetch_all(pool).await
 }
 
 #[cfg(test)]

@@ -1,16 +1,22 @@
 //! The registry of aggregates: every daily rollup tally maintains, its SQL
-//! definition (`sql/aggregates/*.sql`), its unique key, the tables it reads
-//! and the aggregates it reads. Names from config are checked against it.
+//! definition (`sql/aggregates/*.sql`), its unique key, how a source row
+//! maps to its days (its [`DirtyRule`]s, from which the tables it reads, the
+//! invalidation triggers and the claims of incremental mode are derived) and
+//! the aggregates it reads. Names from config are checked against it.
+//!
+//! How to add an aggregate: docs/aggregates.md ("Adding an aggregate").
 
 mod build;
 mod catalog;
 pub mod concurrently;
 pub mod incremental;
 mod outcome;
+pub mod rules;
 pub mod triggers;
 pub mod views;
 
 pub use outcome::{ModeError, RefreshKind};
+pub use rules::DirtyRule;
 
 use crate::config::Config;
 
@@ -24,35 +30,9 @@ pub enum Kind {
     View,
 }
 
-/// What makes a day of an aggregate dirty in incremental mode: the rules
-/// the generated invalidation triggers follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirtyRule {
-    /// A row of `table` written, changed (old and new values) or deleted
-    /// dirties the day of its `column`: a timestamp's date in the reporting
-    /// timezone (`zoned`), or a calendar date as it is.
-    DayOf { table: &'static str, column: &'static str, zoned: bool },
-    /// An event with a user and a utm_source dirties the days of the
-    /// conversions in the lookback window after it (attribution's touches).
-    TouchWindow,
-    /// A lead whose source, campaign or user_id changes dirties the days of
-    /// its conversions.
-    LeadAttribution,
-}
-
-impl DirtyRule {
-    /// The source table the rule watches.
-    pub fn table(&self) -> &'static str {
-        match self {
-            DirtyRule::DayOf { table, .. } => table,
-            DirtyRule::TouchWindow => "marketing.events",
-            DirtyRule::LeadAttribution => "marketing.leads",
-        }
-    }
-}
-
 /// One aggregate in `reporting`. Static data; the registry below is the only
-/// place they are defined.
+/// place tally's aggregates are defined (a test defines one of its own the
+/// same way).
 #[derive(Debug)]
 pub struct Aggregate {
     /// The relation name in `reporting`, also the name used in config and metrics.
@@ -60,13 +40,13 @@ pub struct Aggregate {
     pub kind: Kind,
     /// One line for `tally status` and the docs.
     pub description: &'static str,
-    /// The SELECT that defines it, with `{{tz}}` for the reporting timezone
-    /// and `{{lookback_days}}` for the attribution lookback.
-    definition: &'static str,
+    /// The SELECT that defines it (a file under `sql/aggregates/`), with
+    /// `{{tz}}` for the reporting timezone, `{{lookback_days}}` for the
+    /// attribution lookback, `{{scope}}` for the days being recomputed and
+    /// the touch-window calls of [`rules::expand_touch_window`].
+    pub sql: &'static str,
     /// Columns of its unique key (one row per key), in index order.
     pub key: &'static [&'static str],
-    /// Raw tables it reads.
-    pub sources: &'static [&'static str],
     /// Other aggregates it reads; they are refreshed first.
     pub depends_on: &'static [&'static str],
     /// The source column whose day is the aggregate's day: what the
@@ -74,7 +54,8 @@ pub struct Aggregate {
     pub scope_column: &'static str,
     /// The scope column is a calendar date (not a timestamp to convert).
     pub scope_is_date: bool,
-    /// What dirties a day in incremental mode.
+    /// What dirties a day in incremental mode: one rule per way a source
+    /// row maps to days. The raw tables it reads are those of its rules.
     pub dirtied_by: &'static [DirtyRule],
 }
 
@@ -84,9 +65,8 @@ pub static REGISTRY: &[Aggregate] = &[
         name: "daily_campaign_metrics",
         kind: Kind::Rollup,
         description: "events, page views, visitors, sessions, signups, purchases and revenue per day and campaign",
-        definition: include_str!("../../sql/aggregates/daily_campaign_metrics.sql"),
+        sql: include_str!("../../sql/aggregates/daily_campaign_metrics.sql"),
         key: &["day", "utm_source", "utm_medium", "utm_campaign"],
-        sources: &["marketing.events"],
         depends_on: &[],
         scope_column: "e.occurred_at",
         scope_is_date: false,
@@ -96,9 +76,8 @@ pub static REGISTRY: &[Aggregate] = &[
         name: "daily_event_counts",
         kind: Kind::Rollup,
         description: "events and visitors per day and event name",
-        definition: include_str!("../../sql/aggregates/daily_event_counts.sql"),
+        sql: include_str!("../../sql/aggregates/daily_event_counts.sql"),
         key: &["day", "event"],
-        sources: &["marketing.events"],
         depends_on: &[],
         scope_column: "e.occurred_at",
         scope_is_date: false,
@@ -108,9 +87,8 @@ pub static REGISTRY: &[Aggregate] = &[
         name: "daily_lead_funnel",
         kind: Kind::Rollup,
         description: "leads created, qualified, converted and their average score per day, source and campaign",
-        definition: include_str!("../../sql/aggregates/daily_lead_funnel.sql"),
+        sql: include_str!("../../sql/aggregates/daily_lead_funnel.sql"),
         key: &["day", "source", "campaign"],
-        sources: &["marketing.leads"],
         depends_on: &[],
         scope_column: "l.created_at",
         scope_is_date: false,
@@ -120,9 +98,8 @@ pub static REGISTRY: &[Aggregate] = &[
         name: "daily_attribution",
         kind: Kind::Rollup,
         description: "conversions and revenue credited by the first_touch, last_touch and linear models",
-        definition: include_str!("../../sql/aggregates/daily_attribution.sql"),
+        sql: include_str!("../../sql/aggregates/daily_attribution.sql"),
         key: &["day", "model", "utm_source", "utm_campaign"],
-        sources: &["marketing.conversions", "marketing.leads", "marketing.events"],
         depends_on: &[],
         scope_column: "c.occurred_at",
         scope_is_date: false,
@@ -136,9 +113,8 @@ pub static REGISTRY: &[Aggregate] = &[
         name: "daily_campaign_spend",
         kind: Kind::Rollup,
         description: "spend, impressions and clicks per day and campaign, as reported by the ad platforms",
-        definition: include_str!("../../sql/aggregates/daily_campaign_spend.sql"),
+        sql: include_str!("../../sql/aggregates/daily_campaign_spend.sql"),
         key: &["day", "utm_source", "utm_campaign"],
-        sources: &["marketing.campaign_spend"],
         depends_on: &[],
         scope_column: "s.day",
         scope_is_date: true,
@@ -148,9 +124,8 @@ pub static REGISTRY: &[Aggregate] = &[
         name: "campaign_performance",
         kind: Kind::View,
         description: "spend, visitors, conversions, revenue, CPA, ROAS and CTR per day and campaign",
-        definition: include_str!("../../sql/aggregates/campaign_performance.sql"),
+        sql: include_str!("../../sql/aggregates/campaign_performance.sql"),
         key: &["day", "utm_source", "utm_campaign"],
-        sources: &[],
         depends_on: &["daily_campaign_metrics", "daily_attribution", "daily_campaign_spend"],
         scope_column: "",
         scope_is_date: false,
@@ -174,10 +149,21 @@ impl Aggregate {
     /// The defining SELECT restricted by `scope`, a condition on
     /// [`Aggregate::scope_column`] that tally builds from dates it formats itself.
     pub fn scoped_definition(&self, config: &Config, scope: &str) -> String {
-        self.definition
+        rules::expand_touch_window(self.sql, config.attribution_lookback_days)
             .replace("{{tz}}", &config.reporting_timezone.sql_literal())
             .replace("{{lookback_days}}", &config.attribution_lookback_days.to_string())
             .replace("{{scope}}", scope)
+    }
+
+    /// The raw tables it reads (those its dirty rules watch), in order.
+    pub fn sources(&self) -> Vec<&'static str> {
+        let mut tables: Vec<&'static str> = Vec::new();
+        for rule in self.dirtied_by {
+            if !tables.contains(&rule.table()) {
+                tables.push(rule.table());
+            }
+        }
+        tables
     }
 
     /// The views that read this aggregate.
@@ -272,7 +258,7 @@ mod tests {
     fn settings_are_substituted() {
         let config = Config::from_toml("attribution_lookback_days = 7", std::path::Path::new("t.toml")).unwrap();
         let sql = find("daily_attribution").unwrap().definition(&config);
-        assert!(sql.contains("make_interval(days => 7)"), "{sql}");
+        assert!(sql.contains("e.occurred_at > cv.occurred_at - make_interval(days => 7)"), "{sql}");
         assert!(!sql.contains("{{"));
     }
 

@@ -9,6 +9,7 @@ mod conninfo;
 mod migrate;
 mod retry;
 pub mod sql;
+pub mod template;
 mod url;
 
 use std::time::Duration;

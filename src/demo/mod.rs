@@ -74,7 +74,7 @@ async fn demo(
     }
     let today = Utc::now().date_naive();
     // Failures are logged; the report reads whatever exists.
-    crate::partitions::maintain(&pool, &config, today, false, None, &shutdown).await;
+    crate::maintenance::run(&pool, &config, today, false, &shutdown).await;
 
     let metrics = Arc::new(Metrics::new(&crate::refresh::policy::metric_series(&config)));
     let refresher = Refresher::new(pool.clone(), config.clone(), metrics, shutdown.clone());

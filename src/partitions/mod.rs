@@ -7,7 +7,10 @@
 //! holding the table's advisory lock (two workers never race) and `SET
 //! LOCAL lock_timeout` (never queue in front of application writes),
 //! retried with backoff when it fails transiently. Every action is logged
-//! once, in [`log_action`], and reported to the caller.
+//! once, in [`log_action`], and reported to the caller, with a reading of
+//! each table afterwards. Partitions know nothing of aggregates, metrics or
+//! the doctor: what depends on new months (invalidation triggers, index
+//! sightings, partition metrics) is done by the caller, [`crate::maintenance`].
 
 mod create;
 mod inspect;
@@ -27,13 +30,12 @@ pub use create::Step;
 pub use inspect::{TableState, inspect};
 pub use month::{Month, month_ranges, months_between, required_months};
 pub use plan::{PartitionPlan, PlanSettings, plan, retention_horizon};
-pub use report::{Action, ActionKind, ActionResult, MaintenanceReport, render_reports};
+pub use report::{Action, ActionKind, ActionResult, MaintenanceReport, TableReading, render_reports};
 
 use report::{action, log_action};
 
 use crate::config::Config;
 use crate::db::quote_ident;
-use crate::metrics::Metrics;
 
 /// First key of partition-maintenance advisory locks (`"tpar"`); the second
 /// is `hashtext` of the table name (`marketing.events`).
@@ -97,14 +99,12 @@ pub struct PartitionError {
 }
 
 /// Plans and (unless `dry_run`) performs maintenance of every managed table
-/// as of `today`; updates the partition metrics when given; records the
-/// indexes tally has not seen yet for `tally doctor`.
+/// as of `today`, and reads each table afterwards.
 pub async fn maintain(
     pool: &PgPool,
     config: &Config,
     today: NaiveDate,
     dry_run: bool,
-    metrics: Option<&Metrics>,
     shutdown: &CancellationToken,
 ) -> Vec<MaintenanceReport> {
     let mut reports = Vec::new();
@@ -112,40 +112,27 @@ pub async fn maintain(
         let report = match inspect(pool, &table, config.database.lock_timeout.0).await {
             Err(e) => {
                 tracing::error!(table = %table.label(), error = %e.reason, "cannot maintain partitions");
-                MaintenanceReport { table: table.label(), actions: Vec::new(), error: Some(e.reason) }
+                MaintenanceReport { table: table.label(), actions: Vec::new(), error: Some(e.reason), reading: None }
             }
             Ok(state) => {
                 let plan = plan(&state.months, &state.default_rows, today, plan_settings(config));
-                let actions = if dry_run {
-                    planned_actions(&table, &state, &plan)
+                if dry_run {
+                    let actions = planned_actions(&table, &state, &plan);
+                    MaintenanceReport { table: table.label(), actions, error: None, reading: None }
                 } else {
                     let horizon = retention_horizon(today, config.partitions.retention_months);
-                    perform(pool, config, &table, &state, &plan, horizon, shutdown).await
-                };
-                MaintenanceReport { table: table.label(), actions, error: None }
+                    let actions = perform(pool, config, &table, &state, &plan, horizon, shutdown).await;
+                    let reading =
+                        inspect(pool, &table, config.database.lock_timeout.0).await.ok().map(|after| TableReading {
+                            partitions: after.months.len() as i64,
+                            future_months: after.future_months(today) as i64,
+                            default_rows: after.default_row_count(),
+                        });
+                    MaintenanceReport { table: table.label(), actions, error: None, reading }
+                }
             }
         };
-        if let Some(metrics) = metrics
-            && let Ok(state) = inspect(pool, &table, config.database.lock_timeout.0).await
-        {
-            let label = table.label();
-            let (months, future) = (state.months.len() as i64, state.future_months(today) as i64);
-            metrics.record_partitions(&label, months, future, state.default_row_count());
-        }
         reports.push(report);
-    }
-    // New months of marketing.events need their TRUNCATE invalidation trigger.
-    if !dry_run
-        && crate::aggregates::triggers::generate(config, "marketing.events").is_some()
-        && let Err(e) = crate::aggregates::triggers::ensure_partition_triggers(pool, config).await
-    {
-        tracing::warn!(error = %crate::db::describe(&e), "could not add invalidation triggers to new partitions");
-    }
-    // Wherever maintenance runs (worker start-up, its schedule, `tally
-    // partitions`), tally notes the indexes it has not seen: `tally doctor`
-    // judges an index only over the time since.
-    if !dry_run {
-        crate::doctor::audit::sightings::record_for_maintenance(pool).await;
     }
     reports
 }

@@ -62,6 +62,20 @@ pub struct MaintenanceReport {
     pub actions: Vec<Action>,
     /// The table could not be inspected (missing, not range-partitioned).
     pub error: Option<String>,
+    /// What the table looks like after maintenance (not read in a dry run,
+    /// nor when it cannot be inspected): for the caller's metrics.
+    pub reading: Option<TableReading>,
+}
+
+/// A reading of a managed table after maintenance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableReading {
+    /// Monthly partitions attached.
+    pub partitions: i64,
+    /// Of those, months after the current one.
+    pub future_months: i64,
+    /// Rows waiting in the default partition.
+    pub default_rows: i64,
 }
 
 impl MaintenanceReport {

@@ -24,7 +24,13 @@ use tokio_util::sync::CancellationToken;
 use super::create::{Step, attach, begin_locked, bounds, column_list, create_standalone, hold_writers, log_action};
 use super::{ManagedTable, Month, TableState};
 use crate::config::Config;
+use crate::db::template::render;
 use crate::db::{execute, quote_ident};
+
+/// Step 2's batch move (`sql/partitions/rescue_batch.sql`).
+const RESCUE_BATCH: &str = include_str!("../../sql/partitions/rescue_batch.sql");
+/// Step 3's move of the rest (`sql/partitions/rescue_rest.sql`).
+const RESCUE_REST: &str = include_str!("../../sql/partitions/rescue_rest.sql");
 
 /// Rescues one month; `moved` counts the rows moved (across retries).
 #[allow(clippy::too_many_arguments)]
@@ -62,25 +68,19 @@ pub(super) async fn rescue_month(
     let batch = i64::from(config.partitions.rescue_batch_rows);
     if planned_rows > batch {
         let tiebreaker = if state.tiebreaker == "ctid" { "ctid".to_string() } else { quote_ident(&state.tiebreaker) };
-        let columns = column_list(state, "");
-        let returning = column_list(state, "d.");
-        let sql = format!(
-            "WITH batch AS (
-                 SELECT ctid AS row_ctid FROM {default}
-                 WHERE {key} >= {from} AND {key} < {to}
-                   AND {key} >= coalesce($1::timestamptz, '-infinity')
-                   AND ({key}, {tiebreaker}) > (coalesce($1::timestamptz, '-infinity'), $2::{tb_type})
-                 ORDER BY {key}, {tiebreaker} LIMIT $3 FOR UPDATE SKIP LOCKED),
-             moved AS (
-                 DELETE FROM {default} AS d USING batch WHERE d.ctid = batch.row_ctid
-                 RETURNING d.{tiebreaker} AS keyset_tiebreaker, {returning}),
-             inserted AS (
-                 INSERT INTO {partition} ({columns}) SELECT {columns} FROM moved RETURNING 1)
-             SELECT (SELECT count(*) FROM inserted), last.k, last.t
-             FROM (SELECT 1) AS one
-             LEFT JOIN (SELECT {key} AS k, keyset_tiebreaker::text AS t FROM moved
-                        ORDER BY {key} DESC, keyset_tiebreaker DESC LIMIT 1) AS last ON true",
-            tb_type = state.tiebreaker_type,
+        let sql = render(
+            RESCUE_BATCH,
+            &[
+                ("default", &default),
+                ("partition", &partition),
+                ("key", &key),
+                ("from", &from),
+                ("to", &to),
+                ("tiebreaker", &tiebreaker),
+                ("tiebreaker_type", &state.tiebreaker_type),
+                ("columns", &column_list(state, "")),
+                ("returning", &column_list(state, "d.")),
+            ],
         );
         // No position yet: the key starts at -infinity, where the tiebreaker is never compared.
         let mut position: (Option<DateTime<Utc>>, Option<String>) = (None, None);
@@ -110,14 +110,18 @@ pub(super) async fn rescue_month(
     let Some(mut tx) = begin_locked(pool, config, table).await? else { return Ok(Step::LockedElsewhere) };
     hold_writers(&mut tx, table).await?;
     execute(&mut tx, format!("LOCK TABLE {default} IN EXCLUSIVE MODE")).await?;
-    let columns = column_list(state, "");
-    let rest: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-        "WITH moved AS (DELETE FROM {default} WHERE {key} >= {from} AND {key} < {to} RETURNING {columns}),
-              inserted AS (INSERT INTO {partition} ({columns}) SELECT {columns} FROM moved RETURNING 1)
-         SELECT count(*) FROM inserted"
-    )))
-    .fetch_one(&mut *tx)
-    .await?;
+    let rest_sql = render(
+        RESCUE_REST,
+        &[
+            ("default", &default),
+            ("partition", &partition),
+            ("key", &key),
+            ("from", &from),
+            ("to", &to),
+            ("columns", &column_list(state, "")),
+        ],
+    );
+    let rest: i64 = sqlx::query_scalar(AssertSqlSafe(rest_sql)).fetch_one(&mut *tx).await?;
     attach(&mut tx, table, month).await?;
     execute(&mut tx, format!("ALTER TABLE {partition} DROP CONSTRAINT IF EXISTS {constraint}")).await?;
     let total = moved.fetch_add(rest, Ordering::Relaxed) + rest;

@@ -19,6 +19,7 @@ mod migrations;
 mod observability;
 mod partitions;
 mod performance;
+mod recipe;
 mod refresh;
 mod rescue;
 mod retention;

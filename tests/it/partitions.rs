@@ -19,7 +19,7 @@ pub fn month(y: i32, m: u32) -> Month {
 }
 
 pub async fn maintain(db: &TestDb, toml: &str, today: NaiveDate) -> Vec<MaintenanceReport> {
-    partitions::maintain(&db.pool, &config(toml), today, false, None, &CancellationToken::new()).await
+    tally::maintenance::run(&db.pool, &config(toml), today, false, &CancellationToken::new()).await
 }
 
 pub async fn partition_names(pool: &PgPool, parent: &str) -> Vec<String> {
@@ -50,15 +50,9 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
 async fn premake_creates_the_current_and_future_months_across_a_year_end_once() {
     let db = TestDb::migrated().await;
     let metrics = Metrics::new(&[]);
-    let reports = partitions::maintain(
-        &db.pool,
-        &config(""),
-        day(2026, 11, 25),
-        false,
-        Some(&metrics),
-        &CancellationToken::new(),
-    )
-    .await;
+    let config = config("");
+    let reports = tally::maintenance::run(&db.pool, &config, day(2026, 11, 25), false, &CancellationToken::new()).await;
+    tally::maintenance::record(&metrics, &config, &reports);
     assert_eq!(done(&reports[0], "create"), ["2026-11", "2026-12", "2027-01", "2027-02"]);
     assert_eq!(
         partition_names(&db.pool, "marketing.events").await,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tally::metrics::Metrics;
-use tally::partitions::{self, ActionKind, ActionResult};
+use tally::partitions::{ActionKind, ActionResult};
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{TestDb, config, metric};
@@ -26,15 +26,9 @@ async fn stray_rows_are_rescued_into_their_months_at_once_when_they_fit_a_batch(
     .await
     .unwrap();
     let metrics = Metrics::new(&[]);
-    let reports = partitions::maintain(
-        &db.pool,
-        &config(""),
-        day(2026, 11, 25),
-        false,
-        Some(&metrics),
-        &CancellationToken::new(),
-    )
-    .await;
+    let config = config("");
+    let reports = tally::maintenance::run(&db.pool, &config, day(2026, 11, 25), false, &CancellationToken::new()).await;
+    tally::maintenance::record(&metrics, &config, &reports);
     let report = &reports[0];
     assert_eq!(done(report, "create"), ["2026-11", "2026-12", "2027-02"], "2027-01 holds stray rows: rescued instead");
     assert_eq!(done(report, "rescue"), ["2019-03", "2027-01"]);

@@ -22,7 +22,7 @@ async fn retention_retires_old_months_and_a_dry_run_changes_nothing() {
     let toml = "[partitions]\nretention_months = 6\npremake_months = 1\n";
     let today = day(2026, 3, 10); // keeps 2025-09 .. 2026-03 (and 2026-04), retires 2025-06 .. 2025-08
 
-    let dry = partitions::maintain(&db.pool, &config(toml), today, true, None, &CancellationToken::new()).await;
+    let dry = partitions::maintain(&db.pool, &config(toml), today, true, &CancellationToken::new()).await;
     let planned: Vec<String> = dry[0]
         .actions
         .iter()

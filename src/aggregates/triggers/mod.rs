@@ -15,13 +15,16 @@ mod generate;
 
 use sqlx::{PgConnection, PgPool};
 
-use generate::{OPERATIONS, SOURCES, function_base, qualified};
-pub use generate::{TriggerSet, any_incremental, generate};
+use generate::{OPERATIONS, function_base, qualified};
+pub use generate::{TriggerSet, any_incremental, generate, sources, tracked};
 
-use super::REGISTRY;
+use super::{Aggregate, REGISTRY};
 use crate::config::{Config, Mode};
-use crate::db::execute;
-use crate::db::quote_ident;
+use crate::db::template::render;
+use crate::db::{execute, quote_ident, quote_literal};
+
+const PARTITION_TRIGGER: &str = include_str!("../../../sql/incremental/triggers/partition_trigger.sql");
+const EVENTS_PARTITIONS: &str = include_str!("../../../sql/incremental/triggers/events_partitions.sql");
 
 /// First key of the advisory lock around trigger installation (`"ttrg"`).
 const TRIGGER_LOCK_CLASS: i32 = 0x7474_7267;
@@ -31,11 +34,18 @@ const TRIGGER_LOCK_CLASS: i32 = 0x7474_7267;
 /// every partition of `marketing.events` its TRUNCATE trigger. Cheap when
 /// nothing changed (a fingerprint comparison per table).
 pub async fn ensure(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
-    let wanted: Vec<Option<TriggerSet>> = SOURCES.iter().map(|table| generate(config, table)).collect();
+    ensure_for(pool, config, &tracked(config)).await
+}
+
+/// [`ensure`] for the aggregates `tracked` (the registry's incremental
+/// ones, or an aggregate defined elsewhere, as a test does).
+pub async fn ensure_for(pool: &PgPool, config: &Config, tracked: &[&'static Aggregate]) -> Result<(), sqlx::Error> {
+    let sources = sources(tracked);
+    let wanted: Vec<Option<TriggerSet>> = sources.iter().map(|table| generate(config, tracked, table)).collect();
     let texts: Vec<Option<String>> = wanted.iter().map(|w| w.as_ref().map(|set| set.functions.join("\n"))).collect();
     // One query for every source table, so that a refresh with nothing to
     // change costs one round trip here: (wanted fingerprint, installed
-    // fingerprint, tally triggers present), in SOURCES order.
+    // fingerprint, tally triggers present), in `sources` order.
     let states: Vec<(Option<String>, Option<String>, i64)> = sqlx::query_as(
         "SELECT md5(s.wanted), ts.fingerprint,
                 (SELECT count(*) FROM pg_trigger
@@ -44,11 +54,11 @@ pub async fn ensure(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
          LEFT JOIN tally.trigger_sets ts ON ts.source_table = s.source_table
          ORDER BY s.position",
     )
-    .bind(SOURCES)
+    .bind(&sources)
     .bind(&texts)
     .fetch_all(pool)
     .await?;
-    for ((table, wanted), (fingerprint, installed, present)) in SOURCES.iter().zip(&wanted).zip(states) {
+    for ((table, wanted), (fingerprint, installed, present)) in sources.iter().zip(&wanted).zip(states) {
         let complete = present == OPERATIONS.len() as i64;
         if installed == fingerprint && (wanted.is_none() || complete) && (wanted.is_some() || present == 0) {
             continue;
@@ -67,7 +77,7 @@ pub async fn ensure(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
         tx.commit().await?;
         tracing::info!(table, installed = wanted.is_some(), "invalidation triggers updated");
     }
-    if generate(config, "marketing.events").is_some() {
+    if generate(config, tracked, "marketing.events").is_some() {
         ensure_partition_triggers(pool, config).await?;
     }
     mark_untracked_stale(pool, config).await
@@ -135,10 +145,13 @@ async fn uninstall(conn: &mut PgConnection, table: &str) -> Result<(), sqlx::Err
     }
     if table == "marketing.events" {
         let partitions = events_partitions(conn).await?;
-        for (partition, _) in partitions {
+        for partition in partitions {
             execute(
                 conn,
-                format!("DROP TRIGGER IF EXISTS tally_invalidate_truncate ON marketing.{}", quote_ident(&partition)),
+                format!(
+                    "DROP TRIGGER IF EXISTS tally_invalidate_truncate ON marketing.{}",
+                    quote_ident(&partition.name)
+                ),
             )
             .await?;
         }
@@ -151,46 +164,60 @@ async fn uninstall(conn: &mut PgConnection, table: &str) -> Result<(), sqlx::Err
     Ok(())
 }
 
-/// Partitions of `marketing.events` with whether each has its TRUNCATE trigger.
-async fn events_partitions(conn: &mut PgConnection) -> Result<Vec<(String, bool)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.relname::text, EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'tally_invalidate_truncate')
-         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'marketing.events'::regclass",
-    )
-    .fetch_all(conn)
-    .await
+/// A partition of `marketing.events`, as the catalog describes it.
+struct EventsPartition {
+    name: String,
+    has_trigger: bool,
+    /// Its bounds as printed by the catalog (`None`: the default partition).
+    bounds: Option<(String, String)>,
+}
+
+/// Partitions of `marketing.events` with whether each has its TRUNCATE
+/// trigger and its bounds: the triggers need nothing from partition naming.
+async fn events_partitions(conn: &mut PgConnection) -> Result<Vec<EventsPartition>, sqlx::Error> {
+    let rows: Vec<(String, bool, Option<String>, Option<String>)> =
+        sqlx::query_as(EVENTS_PARTITIONS).fetch_all(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, has_trigger, lower, upper)| EventsPartition { name, has_trigger, bounds: lower.zip(upper) })
+        .collect())
+}
+
+/// After partitions were created (the maintenance pass calls it): gives the
+/// new partitions of `marketing.events` their TRUNCATE trigger, when an
+/// incremental aggregate reads events.
+pub async fn cover_new_partitions(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
+    match generate(config, &tracked(config), "marketing.events") {
+        Some(_) => ensure_partition_triggers(pool, config).await,
+        None => Ok(()),
+    }
 }
 
 /// Gives each partition of `marketing.events` a TRUNCATE trigger dirtying
-/// its month (the default partition: everything).
-pub async fn ensure_partition_triggers(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
+/// its bounds (the default partition: everything).
+async fn ensure_partition_triggers(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let missing: Vec<String> =
-        events_partitions(&mut conn).await?.into_iter().filter(|(_, has)| !has).map(|(p, _)| p).collect();
+    let missing: Vec<EventsPartition> =
+        events_partitions(&mut conn).await?.into_iter().filter(|p| !p.has_trigger).collect();
     if missing.is_empty() {
         return Ok(());
     }
     let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
     crate::db::set_local_timeouts(&mut tx, &config.database).await?;
     for partition in missing {
-        let arguments = match crate::partitions::Month::from_partition_name("events", &partition) {
-            Some(month) => format!(
-                "'{}', '{}'",
-                month.start().format("%Y-%m-%d %H:%M:%S+00"),
-                month.plus(1).start().format("%Y-%m-%d %H:%M:%S+00")
-            ),
-            None => String::new(),
-        };
-        execute(
-            &mut tx,
-            format!(
-                "CREATE TRIGGER tally_invalidate_truncate AFTER TRUNCATE ON marketing.{} FOR EACH STATEMENT \
-                 EXECUTE FUNCTION tally.invalidate_events_truncate_partition({arguments})",
-                quote_ident(&partition)
-            ),
-        )
-        .await?;
+        let bounds = partition
+            .bounds
+            .map(|(lower, upper)| format!("{}, {}", quote_literal(&lower), quote_literal(&upper)))
+            .unwrap_or_default();
+        let create = render(
+            PARTITION_TRIGGER,
+            &[
+                ("partition", &format!("marketing.{}", quote_ident(&partition.name))),
+                ("function", &format!("tally.{}_truncate_partition", function_base("marketing.events"))),
+                ("bounds", &bounds),
+            ],
+        );
+        execute(&mut tx, create).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -1,0 +1,1 @@
+INSERT INTO tally.invalidations (aggregate, kind) VALUES ({{aggregate}}, 'all');

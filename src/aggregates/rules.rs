@@ -1,0 +1,70 @@
+//! How a source row maps to the days of an aggregate: the [`DirtyRule`]s a
+//! registry entry lists, from which the invalidation triggers
+//! ([`super::triggers`]) and the claim of an incremental refresh are
+//! derived, and the attribution touch window (`sql/rules/touch_window.sql`),
+//! written once and expanded wherever a template calls it.
+
+use crate::db::template::{expand_calls, fragment, render};
+
+/// The touch-window rule's fragments (`is_touch`, `touch_window`, `window_end`).
+const TOUCH_WINDOW: &str = include_str!("../../sql/rules/touch_window.sql");
+
+/// What makes a day of an aggregate dirty in incremental mode: the rules
+/// the generated invalidation triggers follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirtyRule {
+    /// A row of `table` written, changed (old and new values) or deleted
+    /// dirties the day of its `column`: a timestamp's date in the reporting
+    /// timezone (`zoned`), or a calendar date as it is.
+    DayOf { table: &'static str, column: &'static str, zoned: bool },
+    /// An event with a user and a utm_source dirties the days of the
+    /// conversions in the touch window after it (attribution's touches).
+    TouchWindow,
+    /// A lead whose source, campaign or user_id changes dirties the days of
+    /// its conversions.
+    LeadAttribution,
+}
+
+impl DirtyRule {
+    /// The source table the rule watches.
+    pub fn table(&self) -> &'static str {
+        match self {
+            DirtyRule::DayOf { table, .. } => table,
+            DirtyRule::TouchWindow => "marketing.events",
+            DirtyRule::LeadAttribution => "marketing.leads",
+        }
+    }
+}
+
+/// Expands the touch-window calls in `sql` — `{{is_touch(alias)}}`,
+/// `{{touch_window(touch, conversion)}}`, `{{window_end(touch)}}` — with
+/// the attribution lookback filled in.
+pub fn expand_touch_window(sql: &str, lookback_days: u32) -> String {
+    let lookback = lookback_days.to_string();
+    let call = |name: &'static str, parameters: &'static [&'static str]| {
+        let lookback = lookback.clone();
+        move |args: &[&str]| {
+            let mut values: Vec<(&str, &str)> = parameters.iter().copied().zip(args.iter().copied()).collect();
+            values.push(("lookback_days", &lookback));
+            render(&fragment(TOUCH_WINDOW, name), &values)
+        }
+    };
+    let sql = expand_calls(sql, "is_touch", call("is_touch", &["event"]));
+    let sql = expand_calls(&sql, "touch_window", call("touch_window", &["touch", "conversion"]));
+    expand_calls(&sql, "window_end", call("window_end", &["touch"]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_touch_window_expands_in_both_directions() {
+        let sql = "ON {{touch_window(e.occurred_at, cv.occurred_at)}} AND {{is_touch(e)}} / {{window_end(upper)}}";
+        assert_eq!(
+            expand_touch_window(sql, 7),
+            "ON e.occurred_at <= cv.occurred_at AND e.occurred_at > cv.occurred_at - make_interval(days => 7) \
+             AND nullif(e.utm_source, '') IS NOT NULL / (upper + make_interval(days => 7))"
+        );
+    }
+}
