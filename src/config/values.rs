@@ -94,9 +94,11 @@ impl Timezone {
         self.0.name()
     }
 
-    /// The name as a quoted SQL literal, e.g. `'America/New_York'`.
+    /// The name as a quoted SQL literal, e.g. `'America/New_York'`: IANA
+    /// names contain no quote (see [`Timezone::name`]), so nothing needs
+    /// escaping, and config stays below `db` (no module cycle).
     pub fn sql_literal(&self) -> String {
-        crate::db::quote_literal(self.name())
+        format!("'{}'", self.name())
     }
 
     /// The chrono-tz zone, for computing local days in Rust.

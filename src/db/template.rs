@@ -8,7 +8,7 @@
 //! A placeholder may also call a named fragment with arguments,
 //! `{{touch_window(e.occurred_at, cv.occurred_at)}}`: a rule written once
 //! in its own file and used by several templates (see
-//! [`crate::aggregates::rules`]).
+//! `aggregates::rules`).
 
 /// Fills `{{name}}` placeholders of `template` with `values`, leaving out
 /// whole-line `--` comments (they document the file, not the statement).

@@ -10,7 +10,7 @@
 //! once, in [`log_action`], and reported to the caller, with a reading of
 //! each table afterwards. Partitions know nothing of aggregates, metrics or
 //! the doctor: what depends on new months (invalidation triggers, index
-//! sightings, partition metrics) is done by the caller, [`crate::maintenance`].
+//! sightings, partition metrics) is done by the caller, the maintenance pass (`src/maintenance.rs`).
 
 mod create;
 mod inspect;
