@@ -24,6 +24,11 @@ pub enum Source {
 }
 
 impl Source {
+    /// The source a command-line argument names: `-` is stdin.
+    pub fn from_argument(argument: &str) -> Source {
+        if argument == "-" { Source::Stdin } else { Source::File(argument.into()) }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Source::File(path) => path.display().to_string(),

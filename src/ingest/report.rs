@@ -36,6 +36,35 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Why the run must exit non-zero, if it must: it stopped before the end
+    /// of its input (how to resume), or it rejected lines and
+    /// `allow_rejects` is off (where the reasons are). `skip_lines` and
+    /// `rejects_file` are the run's options.
+    pub fn failure(
+        &self,
+        skip_lines: u64,
+        rejects_file: Option<&std::path::Path>,
+        allow_rejects: bool,
+    ) -> Option<String> {
+        if let Some(reason) = &self.stopped {
+            let resume = self.last_line.max(skip_lines);
+            return Some(format!(
+                "{reason}; every line up to {resume} is committed: resume with --skip-lines {resume} (or run the whole \
+                 file again: lines already loaded count as duplicates)"
+            ));
+        }
+        if self.rejected > 0 && !allow_rejects {
+            return Some(format!(
+                "{} {} rejected (reasons above{}); fix them and run again (loaded lines are not loaded twice), or \
+                 pass --allow-rejects",
+                plural(self.rejected, "line"),
+                if self.rejected == 1 { "was" } else { "were" },
+                rejects_file.map_or(String::new(), |f| format!(" and in {}", f.display()))
+            ));
+        }
+        None
+    }
+
     pub(super) fn add(&mut self, batch: &Batch, loaded: Loaded) {
         self.lines += batch.lines;
         self.loaded += loaded.loaded as u64;

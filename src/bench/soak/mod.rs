@@ -46,6 +46,21 @@ pub struct SoakOptions {
     pub seed: u32,
 }
 
+impl SoakOptions {
+    /// A soak of `duration` over `initial_events` events, as `tally bench
+    /// --soak` runs it: a 2,000-line ingest every 5 s, a sample every 30 s.
+    pub fn new(duration: Duration, initial_events: u64, seed: u32) -> SoakOptions {
+        SoakOptions {
+            duration,
+            initial_events,
+            ingest_lines: 2_000,
+            ingest_every: Duration::from_secs(5),
+            sample_every: Duration::from_secs(30),
+            seed,
+        }
+    }
+}
+
 /// Runs the soak in a fresh database on `server` and returns the Markdown report.
 pub(super) async fn run(
     admin: &PgPool,

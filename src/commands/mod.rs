@@ -1,5 +1,11 @@
 //! What each command does, given parsed arguments: load the config and the
 //! environment, connect, call into the library, print results on stdout.
+//! Parse → call → print: what a command does lives in its module
+//! (`refresh::policy` decides what a refresh covers, `maintenance` what a
+//! partitions run does, `ingest` when a run fails); `explain.rs` holds the
+//! query doctor's two commands.
+
+mod explain;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -49,8 +55,6 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
             demo::run(config, DatabaseUrl::from_env()?, options, shutdown).await
         }
         Command::Ingest { file, rejects, skip_lines, allow_rejects, batch_rows, max_line_bytes } => {
-            let source =
-                if file == "-" { crate::ingest::Source::Stdin } else { crate::ingest::Source::File(file.into()) };
             let options = crate::ingest::IngestOptions {
                 batch_rows: batch_rows as usize,
                 max_line_bytes: max_line_bytes as usize,
@@ -58,9 +62,10 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
                 rejects,
                 ..Default::default()
             };
-            ingest(&config, &source, &options, allow_rejects, &shutdown).await
+            ingest(&config, &crate::ingest::Source::from_argument(&file), &options, allow_rejects, &shutdown).await
         }
         Command::Bench { events, days, seed, repeat, copy_rows, ingest_rows, dashboard_runs, soak, soak_events } => {
+            let soak = soak.map(|duration| crate::bench::SoakOptions::new(duration, soak_events, seed));
             let options = crate::bench::BenchOptions {
                 sizes: events,
                 days,
@@ -69,14 +74,7 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
                 copy_rows,
                 ingest_rows,
                 dashboard_runs,
-                soak: soak.map(|duration| crate::bench::SoakOptions {
-                    duration,
-                    initial_events: soak_events,
-                    ingest_lines: 2_000,
-                    ingest_every: std::time::Duration::from_secs(5),
-                    sample_every: std::time::Duration::from_secs(30),
-                    seed,
-                }),
+                soak,
             };
             crate::bench::run(config, DatabaseUrl::from_env()?, options, shutdown).await
         }
@@ -94,72 +92,17 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
         Command::Refresh { names, wait } => refresh(config, &names, wait, shutdown).await,
         Command::Status { json } => status(&config, json, &shutdown).await,
         Command::Explain { sql, file, no_analyze, json, settings, timeout, audit, min_stats_age } => {
-            if audit {
-                let min_stats_age = min_stats_age.unwrap_or(crate::doctor::audit::DEFAULT_MIN_AGE);
-                return doctor(&config, json, min_stats_age, &shutdown).await;
-            }
-            if min_stats_age.is_some() {
-                return Err(Error::Usage(
-                    "--min-stats-age applies to the index audit: add --audit, or use tally doctor".into(),
-                ));
-            }
-            let statement = match (sql, file) {
-                (Some(sql), _) => sql,
-                (None, Some(file)) => read_statement(&file)?,
-                (None, None) => {
-                    return Err(Error::Usage(
-                        "tally explain needs a statement: tally explain 'SELECT ...', --file FILE, --file - (stdin), or --audit"
-                            .into(),
-                    ));
-                }
-            };
-            let options = crate::doctor::ExplainOptions {
-                analyze: !no_analyze,
-                settings: settings.iter().map(|s| crate::doctor::parse_setting(s)).collect::<Result<_, _>>()?,
-                timeout,
-                reporting_timezone: config.reporting_timezone.tz(),
-            };
-            let pool = connect(&config, &required_url()?, &shutdown).await?;
-            let report = crate::doctor::explain(&pool, &statement, &options).await?;
-            match json {
-                true => println!("{}", to_json(&report)?),
-                false => print!("{}", crate::doctor::render_report(&report)),
-            }
-            Ok(())
+            let request = explain::Request { sql, file, analyze: !no_analyze, json, settings, timeout };
+            explain::explain_or_audit(&config, request, audit, min_stats_age, &shutdown).await
         }
-        Command::Doctor { json, min_stats_age } => doctor(&config, json, min_stats_age, &shutdown).await,
+        Command::Doctor { json, min_stats_age } => explain::doctor(&config, json, min_stats_age, &shutdown).await,
         Command::Healthcheck => Ok(()),
     }
 }
 
-async fn doctor(
-    config: &Config,
-    json: bool,
-    min_stats_age: std::time::Duration,
-    shutdown: &CancellationToken,
-) -> Result<(), Error> {
-    let pool = connect(config, &required_url()?, shutdown).await?;
-    let report = crate::doctor::audit::run(&pool, &crate::doctor::audit::AuditOptions { min_stats_age }).await?;
-    match json {
-        true => println!("{}", to_json(&report)?),
-        false => print!("{}", crate::doctor::render_audit(&report)),
-    }
-    Ok(())
-}
-
+/// JSON output of a command.
 fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
     serde_json::to_string_pretty(value).map_err(|e| Error::runtime("writing JSON", e.to_string()))
-}
-
-/// The statement of `--file FILE` or `--file -`.
-fn read_statement(file: &str) -> Result<String, Error> {
-    let mut text = String::new();
-    let result = match file {
-        "-" => std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| ()),
-        path => std::fs::read_to_string(path).map(|t| text = t),
-    };
-    result.map_err(|e| Error::Usage(format!("cannot read the statement from {file}: {e}")))?;
-    Ok(text)
 }
 
 async fn partitions(config: &Config, dry_run: bool, shutdown: &CancellationToken) -> Result<(), Error> {
@@ -216,30 +159,10 @@ async fn ingest(
     for warning in &summary.warnings {
         eprintln!("tally: warning: {warning}");
     }
-    if let Some(reason) = &summary.stopped {
-        return Err(Error::runtime(
-            format!("ingest of {}", summary.source),
-            format!(
-                "{reason}; every line up to {} is committed: resume with --skip-lines {} (or run the whole file \
-                 again: lines already loaded count as duplicates)",
-                summary.last_line.max(options.skip_lines),
-                summary.last_line.max(options.skip_lines)
-            ),
-        ));
+    match summary.failure(options.skip_lines, options.rejects.as_deref(), allow_rejects) {
+        Some(failure) => Err(Error::runtime(format!("ingest of {}", summary.source), failure)),
+        None => Ok(()),
     }
-    if summary.rejected > 0 && !allow_rejects {
-        return Err(Error::runtime(
-            format!("ingest of {}", summary.source),
-            format!(
-                "{} {} rejected (reasons above{}); fix them and run again (loaded lines are not loaded \
-                 twice), or pass --allow-rejects",
-                db::plural(summary.rejected, "line"),
-                if summary.rejected == 1 { "was" } else { "were" },
-                options.rejects.as_ref().map_or(String::new(), |f| format!(" and in {}", f.display()))
-            ),
-        ));
-    }
-    Ok(())
 }
 
 async fn status(config: &Config, json: bool, shutdown: &CancellationToken) -> Result<(), Error> {
@@ -247,12 +170,9 @@ async fn status(config: &Config, json: bool, shutdown: &CancellationToken) -> Re
     let status = crate::status::collect(&pool, config, Utc::now())
         .await
         .map_err(|e| Error::database("reading status (has `tally migrate` run?)", &e))?;
-    if json {
-        let text =
-            serde_json::to_string_pretty(&status).map_err(|e| Error::runtime("encoding status", e.to_string()))?;
-        println!("{text}");
-    } else {
-        print!("{}", crate::status::render_text(&status));
+    match json {
+        true => println!("{}", to_json(&status)?),
+        false => print!("{}", crate::status::render_text(&status)),
     }
     Ok(())
 }
