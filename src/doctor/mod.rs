@@ -6,18 +6,38 @@
 //!
 //! The analysis is pure (a plan and a [`Catalog`] in, [`Finding`]s out) and
 //! unit-tested on stored plans; this module does the database part.
+//!
+//! Where each warning sign of `tally explain` is found (the detectors, by
+//! what they look at; `detect/walk.rs` visits the plan and calls them):
+//!
+//! | kind | looks at | detector |
+//! |---|---|---|
+//! | `seq_scan` | a large table read whole to keep few rows | `detect/scans.rs` |
+//! | `filter_after_index` | an index scan whose filter discards most of what it found | `detect/scans.rs` |
+//! | `partitions_not_pruned` | every partition read despite a filter on the partition key | `detect/partitions.rs` |
+//! | `nested_loop` | a join comparing many row pairs through a sequential scan | `detect/joins.rs` |
+//! | `spill` | a sort or hash that went to disk | `detect/memory.rs` |
+//! | `misestimate` | a row estimate off by 10x or more, where the error starts | `detect/estimates.rs` |
+//! | `use_aggregate` | raw events aggregated where a `reporting` aggregate holds the answer | `detect/aggregates/` |
+//!
+//! Around them: `finding.rs` the finding types, `plan.rs` reads the JSON
+//! plan, `predicate.rs` splits filters into index shapes, `index.rs` and
+//! `fixes.rs` build the fixes, `catalog.rs` loads the tables a plan reads,
+//! `numbers.rs` writes numbers for people, `render.rs` prints the reports.
+//! The index audit of `tally doctor` is [`audit`].
 
 pub mod audit;
 mod catalog;
-mod findings;
+mod detect;
+mod finding;
 mod fixes;
 mod index;
+mod numbers;
 mod plan;
 mod predicate;
 mod render;
 #[cfg(test)]
 mod tests;
-mod use_aggregate;
 
 use std::time::Duration;
 
@@ -25,7 +45,7 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, PgPool};
 
 pub use catalog::{Catalog, Index, Table};
-pub use findings::{Finding, Kind};
+pub use finding::{Finding, Kind};
 pub use plan::{Buffers, Node};
 pub use render::{render_audit, render_report};
 
@@ -136,7 +156,7 @@ async fn explain_in(conn: &mut sqlx::PgConnection, query: &str, options: &Explai
     let catalog = Catalog::load(conn, &relations, options.reporting_timezone)
         .await
         .map_err(|e| Error::database("reading the catalog of the plan", &e))?;
-    let findings = findings::analyze(&plan, &catalog);
+    let findings = detect::analyze(&plan, &catalog);
     let millis = |key: &str| top.get(key).and_then(serde_json::Value::as_f64);
     Ok(Report {
         query: query.to_string(),

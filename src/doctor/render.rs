@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::audit::statistics::{duration_text, timestamp};
 use super::audit::{AuditReport, SightingsStatus, WatchedFrom};
-use super::findings::{Finding, Kind, count};
+use super::finding::{Finding, Kind};
+use super::numbers::count;
 use super::{Node, Report};
 
 /// The report as people read it: a summary line, then each finding with its

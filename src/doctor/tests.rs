@@ -3,7 +3,8 @@
 //! catalogs written by hand.
 
 use super::catalog::{Catalog, Index, Table};
-use super::findings::{Finding, Kind, analyze};
+use super::detect::analyze;
+use super::finding::{Finding, Kind};
 use super::plan::Node;
 
 pub(super) fn plan(name: &str) -> serde_json::Value {

@@ -30,7 +30,7 @@ pub use sightings::{Sighting, SightingsStatus};
 pub use statistics::{DEFAULT_MIN_AGE, Statistics, StatsSource};
 pub use watch::{Unscanned, Watch, WatchedFrom};
 
-use super::findings::Finding;
+use super::finding::Finding;
 use crate::error::Error;
 
 /// One index as the audit sees it. Partition indexes attached to a

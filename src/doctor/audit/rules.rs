@@ -3,7 +3,7 @@
 
 use super::AuditIndex;
 use super::own::{self, TallyIndex};
-use crate::doctor::findings::{Finding, Kind};
+use crate::doctor::finding::{Finding, Kind};
 
 /// Whether `keeper` is the one to keep of two equal indexes: the one a
 /// constraint needs, else tally's own, else the UNIQUE one, else the more used.

@@ -8,7 +8,7 @@ use sqlx::postgres::types::Oid;
 
 use super::statistics::{DEFAULT_MIN_AGE, Statistics, StatsSource};
 use super::*;
-use crate::doctor::findings::Kind;
+use crate::doctor::finding::Kind;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).single().unwrap()
