@@ -1,13 +1,14 @@
-//! What the doctor reports: a [`Finding`] is one warning sign, where it is
-//! (plan node or index), its numbers, and the fix; [`Kind`] names the sign
-//! (the `kind` of `--json`). The detectors in [`super::detect`] and the index
-//! audit ([`super::audit`]) build them; [`super::render`] prints them.
+//! What `tally explain` reports: a [`Finding`] is one warning sign, the plan
+//! node it is at, its numbers, and the fix; [`Kind`] names the sign (the
+//! `kind` of `--json`). The detectors in [`super::detect`] build them;
+//! [`super::render`] prints them. The index audit has its own
+//! ([`super::audit::AuditFinding`]).
 
 use serde::Serialize;
 
 use super::plan::{Buffers, Node};
 
-/// What a finding is about. Serialized in snake_case (the `kind` of `--json`).
+/// Which warning sign a finding is. Serialized in snake_case (the `kind` of `--json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -18,12 +19,6 @@ pub enum Kind {
     Spill,
     PartitionsNotPruned,
     UseAggregate,
-    UnusedIndex,
-    DuplicateIndex,
-    RedundantIndex,
-    InvalidIndex,
-    /// A note about one of tally's own indexes (what it serves), never a drop.
-    TallyIndex,
 }
 
 impl Kind {
@@ -36,28 +31,19 @@ impl Kind {
             Kind::Spill => "spill",
             Kind::PartitionsNotPruned => "partitions_not_pruned",
             Kind::UseAggregate => "use_aggregate",
-            Kind::UnusedIndex => "unused_index",
-            Kind::DuplicateIndex => "duplicate_index",
-            Kind::RedundantIndex => "redundant_index",
-            Kind::InvalidIndex => "invalid_index",
-            Kind::TallyIndex => "tally_index",
         }
     }
 }
 
-/// One warning sign, where it is, and what fixes it.
+/// One warning sign in a plan, where it is, its numbers, and what fixes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub kind: Kind,
-    /// The plan node (`Seq Scan on marketing.clicks`); absent in the index audit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
+    /// The plan node (`Seq Scan on marketing.clicks`).
+    pub node: String,
     /// `schema.table` the finding is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relation: Option<String>,
-    /// `schema.index` (index audit).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<String>,
     /// Estimated rows (all loops).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated_rows: Option<f64>,
@@ -84,9 +70,8 @@ impl Finding {
         let loops = node.loops();
         Finding {
             kind,
-            node: Some(node.label()),
+            node: node.label(),
             relation: node.relation(),
-            index: None,
             estimated_rows: Some(node.plan_rows() * loops.unwrap_or(1.0).max(1.0)),
             actual_rows: node.actual_rows().map(|r| r * loops.unwrap_or(1.0)),
             loops,

@@ -9,6 +9,7 @@
 //! instead. Rules are pure and unit-tested; [`load`], [`statistics::load`]
 //! and [`sightings`] read the catalogs and tally's bookkeeping.
 
+mod finding;
 mod load;
 pub mod own;
 mod rules;
@@ -25,12 +26,12 @@ use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::types::Oid;
 
+pub use finding::{AuditFinding, AuditKind};
 pub use load::load;
 pub use sightings::{Sighting, SightingsStatus};
 pub use statistics::{DEFAULT_MIN_AGE, Statistics, StatsSource};
 pub use watch::{Unscanned, Watch, WatchedFrom};
 
-use super::finding::Finding;
 use crate::error::Error;
 
 /// One index as the audit sees it. Partition indexes attached to a
@@ -121,7 +122,7 @@ pub struct AuditReport {
     /// Each index counted in `unscanned_indexes` or `unscanned_tally_indexes`,
     /// with when tally first saw it and whether it was held back.
     pub unscanned: Vec<Unscanned>,
-    pub findings: Vec<Finding>,
+    pub findings: Vec<AuditFinding>,
 }
 
 /// Audits every index in the schemas other than PostgreSQL's own, after
@@ -160,7 +161,7 @@ pub async fn run(pool: &PgPool, options: &AuditOptions) -> Result<AuditReport, E
 /// What the rules concluded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Audit {
-    pub findings: Vec<Finding>,
+    pub findings: Vec<AuditFinding>,
     /// Indexes, not tally's, with no scan (unused when the statistics are old enough).
     pub unscanned: usize,
     /// tally's own indexes with no scan.

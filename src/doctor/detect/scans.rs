@@ -91,7 +91,7 @@ pub(super) fn seq_scan(members: &[Node], ancestors: &[Node], catalog: &Catalog) 
     let (fix, sql) = index_fix(target, &terms, &sort, filter, alias);
     let mut finding = Finding::at(Kind::SeqScan, first, problem, fix, sql);
     if members.len() > 1 {
-        finding.node = Some(format!("Seq Scan on {where_}"));
+        finding.node = format!("Seq Scan on {where_}");
         finding.relation = Some(target.display_name());
         merge_counts(&mut finding, members);
     }
