@@ -32,7 +32,7 @@ pub use sightings::{Sighting, SightingsStatus};
 pub use statistics::{DEFAULT_MIN_AGE, Statistics, StatsSource};
 pub use watch::{Unscanned, Watch, WatchedFrom};
 
-use crate::error::Error;
+use super::DoctorError;
 
 /// One index as the audit sees it. Partition indexes attached to a
 /// partitioned index are judged through their parent (their scans and sizes
@@ -128,15 +128,15 @@ pub struct AuditReport {
 /// Audits every index in the schemas other than PostgreSQL's own, after
 /// recording the indexes tally had not seen (a role that may not write
 /// tally's schema still gets an audit: see [`sightings::record_and_load`]).
-pub async fn run(pool: &PgPool, options: &AuditOptions) -> Result<AuditReport, Error> {
+pub async fn run(pool: &PgPool, options: &AuditOptions) -> Result<AuditReport, DoctorError> {
     let (sightings, index_sightings, index_sightings_problem) = sightings::record_and_load(pool).await;
-    let (mut indexes, schemas) = load(pool).await.map_err(|e| Error::database("reading the indexes", &e))?;
+    let (mut indexes, schemas) = load(pool).await.map_err(|e| DoctorError::database("reading the indexes", &e))?;
     let sightings: HashMap<Oid, Sighting> = sightings.into_iter().map(|s| (s.index_oid, s)).collect();
     for index in &mut indexes {
         index.sighting = sightings.get(&index.oid).copied();
     }
     let statistics = statistics::load(pool).await.map_err(|e| {
-        Error::database(
+        DoctorError::database(
             "reading when index statistics began (pg_stat_database, pg_stat_bgwriter, tally._sqlx_migrations)",
             &e,
         )
