@@ -23,8 +23,10 @@
 //! Around them: `finding.rs` the finding types, `plan.rs` reads the JSON
 //! plan, `predicate.rs` splits filters into index shapes, `index.rs` and
 //! `fixes.rs` build the fixes, `catalog.rs` loads the tables a plan reads,
-//! `numbers.rs` writes numbers for people, `render.rs` prints the reports.
-//! The index audit of `tally doctor` is [`audit`].
+//! `numbers.rs` writes numbers for people, `render.rs` prints the reports,
+//! `error.rs` says why a run failed ([`DoctorError`]). The index audit of
+//! `tally doctor` is [`audit`], with its own findings
+//! ([`audit::AuditFinding`]: `audit/rules.rs` builds one per problem).
 
 pub mod audit;
 mod catalog;

@@ -6,8 +6,9 @@
 //! old enough to say so ([`statistics`]), during which tally has watched the
 //! index for long enough ([`sightings`], [`watch`]). tally's own indexes
 //! ([`own`]) are never advised away: the audit says what each serves
-//! instead. Rules are pure and unit-tested; [`load`], [`statistics::load`]
-//! and [`sightings`] read the catalogs and tally's bookkeeping.
+//! instead. Rules are pure and unit-tested (`rules.rs` builds one
+//! [`AuditFinding`] per problem); [`load`], [`statistics::load`] and
+//! [`sightings`] read the catalogs and tally's bookkeeping.
 
 mod finding;
 mod load;
