@@ -4,6 +4,7 @@
 
 use crate::config::ConfigError;
 use crate::db::{ClusterError, DbError, UrlError};
+use crate::doctor::DoctorError;
 
 /// Why a command failed. Its text says what failed, on which object, and
 /// what to do; it is printed once, by `main`.
@@ -21,6 +22,8 @@ pub enum Error {
     Database(#[from] DbError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Doctor(#[from] DoctorError),
     #[error("{context}: {reason}")]
     Runtime { context: String, reason: String },
     /// A second SIGTERM/SIGINT cut the graceful stop short.
@@ -47,8 +50,24 @@ impl Error {
         match self {
             Error::Config(_) | Error::Url(_) | Error::Usage(_) | Error::Select(_) => 2,
             Error::Database(_) | Error::Cluster(_) | Error::Runtime { .. } => 1,
+            Error::Doctor(e) => doctor_exit_code(e),
             // 128 + SIGINT, as shells report an interrupted command.
             Error::Forced => 130,
         }
+    }
+}
+
+/// `tally explain` and `tally doctor`: 2 when the statement or an argument
+/// must change, 1 when the database failed or cancelled the statement.
+fn doctor_exit_code(error: &DoctorError) -> u8 {
+    match error {
+        DoctorError::SettingSyntax(_)
+        | DoctorError::SettingRefused { .. }
+        | DoctorError::NoStatement
+        | DoctorError::SeveralStatements
+        | DoctorError::Parameters
+        | DoctorError::UndefinedParameter(_)
+        | DoctorError::StatementFailed(_) => 2,
+        DoctorError::Timeout { .. } | DoctorError::UnexpectedPlan(_) | DoctorError::Database { .. } => 1,
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::PgConnection;
 
-use super::use_aggregate::DayZones;
+use super::detect::aggregates::DayZones;
 
 /// The tables a plan reads, by `schema.name`, and the aggregates in `reporting`.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +57,11 @@ pub struct Index {
 }
 
 impl Table {
+    /// `schema.name` as findings print it (unquoted).
+    pub fn display_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
     /// `schema.name` quoted for SQL.
     pub fn sql_name(&self) -> String {
         format!(

@@ -3,7 +3,6 @@
 //! the statistics a misestimate needs.
 
 use super::catalog::{Catalog, Table};
-use super::findings::target_name;
 use super::index::{self, SortColumn, Wanted};
 use super::plan::Node;
 use super::predicate::{self, Term};
@@ -89,7 +88,7 @@ pub(super) fn describe(want: &Wanted, target: &Table) -> String {
     } else {
         ""
     };
-    format!("add {what} on {} ({}){partitioned}", target_name(target), want.keys.join(", "))
+    format!("add {what} on {} ({}){partitioned}", target.display_name(), want.keys.join(", "))
 }
 
 /// Why no index can serve `filter`, and the rewrite that would let one.

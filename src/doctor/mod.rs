@@ -6,18 +6,41 @@
 //!
 //! The analysis is pure (a plan and a [`Catalog`] in, [`Finding`]s out) and
 //! unit-tested on stored plans; this module does the database part.
+//!
+//! Where each warning sign of `tally explain` is found (the detectors, by
+//! what they look at; `detect/walk.rs` visits the plan and calls them):
+//!
+//! | kind | looks at | detector |
+//! |---|---|---|
+//! | `seq_scan` | a large table read whole to keep few rows | `detect/scans.rs` |
+//! | `filter_after_index` | an index scan whose filter discards most of what it found | `detect/scans.rs` |
+//! | `partitions_not_pruned` | every partition read despite a filter on the partition key | `detect/partitions.rs` |
+//! | `nested_loop` | a join comparing many row pairs through a sequential scan | `detect/joins.rs` |
+//! | `spill` | a sort or hash that went to disk | `detect/memory.rs` |
+//! | `misestimate` | a row estimate off by 10x or more, where the error starts | `detect/estimates.rs` |
+//! | `use_aggregate` | raw events aggregated where a `reporting` aggregate holds the answer | `detect/aggregates/` |
+//!
+//! Around them: `finding.rs` the finding types, `plan.rs` reads the JSON
+//! plan, `predicate.rs` splits filters into index shapes, `index.rs` and
+//! `fixes.rs` build the fixes, `catalog.rs` loads the tables a plan reads,
+//! `numbers.rs` writes numbers for people, `render.rs` prints the reports,
+//! `error.rs` says why a run failed ([`DoctorError`]). The index audit of
+//! `tally doctor` is [`audit`], with its own findings
+//! ([`audit::AuditFinding`]: `audit/rules.rs` builds one per problem).
 
 pub mod audit;
 mod catalog;
-mod findings;
+mod detect;
+mod error;
+mod finding;
 mod fixes;
 mod index;
+mod numbers;
 mod plan;
 mod predicate;
 mod render;
 #[cfg(test)]
 mod tests;
-mod use_aggregate;
 
 use std::time::Duration;
 
@@ -25,11 +48,10 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, PgPool};
 
 pub use catalog::{Catalog, Index, Table};
-pub use findings::{Finding, Kind};
+pub use error::DoctorError;
+pub use finding::{Finding, Kind};
 pub use plan::{Buffers, Node};
 pub use render::{render_audit, render_report};
-
-use crate::error::Error;
 
 /// How to run the statement.
 #[derive(Debug, Clone)]
@@ -75,47 +97,51 @@ pub struct Report {
 }
 
 /// Parses a `--set NAME=VALUE` argument.
-pub fn parse_setting(text: &str) -> Result<(String, String), Error> {
+pub fn parse_setting(text: &str) -> Result<(String, String), DoctorError> {
     match text.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.trim().to_string())),
-        _ => Err(Error::Usage(format!("--set takes NAME=VALUE (e.g. --set work_mem=64MB), not `{text}`"))),
+        _ => Err(DoctorError::SettingSyntax(text.to_string())),
     }
 }
 
 /// The statement without surrounding blanks and trailing semicolons.
-fn statement(sql: &str) -> Result<String, Error> {
+fn statement(sql: &str) -> Result<String, DoctorError> {
     let trimmed = sql.trim().trim_end_matches(|c: char| c == ';' || c.is_whitespace());
     if trimmed.is_empty() {
-        return Err(Error::Usage("no statement to explain: pass it as an argument, or with --file FILE|-".into()));
+        return Err(DoctorError::NoStatement);
     }
     Ok(trimmed.to_string())
 }
 
 /// Explains `sql` and analyzes its plan; nothing the statement does is kept.
-pub async fn explain(pool: &PgPool, sql: &str, options: &ExplainOptions) -> Result<Report, Error> {
+pub async fn explain(pool: &PgPool, sql: &str, options: &ExplainOptions) -> Result<Report, DoctorError> {
     let query = statement(sql)?;
-    let mut tx = pool.begin().await.map_err(|e| Error::database("starting the explain transaction", &e))?;
+    let mut tx = pool.begin().await.map_err(|e| DoctorError::database("starting the explain transaction", &e))?;
     let result = explain_in(&mut tx, &query, options).await;
     // Always rolled back: an INSERT, UPDATE or DELETE is measured, never kept.
     let rolled_back = tx.rollback().await;
     let report = result?;
-    rolled_back.map_err(|e| Error::database("rolling back the explained statement", &e))?;
+    rolled_back.map_err(|e| DoctorError::database("rolling back the explained statement", &e))?;
     Ok(report)
 }
 
-async fn explain_in(conn: &mut sqlx::PgConnection, query: &str, options: &ExplainOptions) -> Result<Report, Error> {
+async fn explain_in(
+    conn: &mut sqlx::PgConnection,
+    query: &str,
+    options: &ExplainOptions,
+) -> Result<Report, DoctorError> {
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
         .bind(format!("{}ms", options.timeout.as_millis()))
         .execute(&mut *conn)
         .await
-        .map_err(|e| Error::database("setting statement_timeout", &e))?;
+        .map_err(|e| DoctorError::database("setting statement_timeout", &e))?;
     for (name, value) in &options.settings {
         sqlx::query("SELECT set_config($1, $2, true)")
             .bind(name)
             .bind(value)
             .execute(&mut *conn)
             .await
-            .map_err(|e| Error::Usage(format!("--set {name}={value}: {}", crate::db::describe(&e))))?;
+            .map_err(|e| DoctorError::setting_refused(name, value, &e))?;
     }
     let explain = format!(
         "EXPLAIN (ANALYZE {analyze}, BUFFERS {analyze}, VERBOSE, FORMAT JSON) {query}",
@@ -125,9 +151,9 @@ async fn explain_in(conn: &mut sqlx::PgConnection, query: &str, options: &Explai
     let output: serde_json::Value = sqlx::query_scalar(AssertSqlSafe(explain))
         .fetch_one(&mut *conn)
         .await
-        .map_err(|e| statement_error(&e, options))?;
-    let top = output.get(0).ok_or_else(|| Error::runtime("explain", "PostgreSQL returned an empty plan"))?;
-    let plan_json = top.get("Plan").cloned().ok_or_else(|| Error::runtime("explain", "the plan has no `Plan`"))?;
+        .map_err(|e| DoctorError::from_statement(&e, options))?;
+    let top = output.get(0).ok_or(DoctorError::UnexpectedPlan("PostgreSQL returned an empty plan"))?;
+    let plan_json = top.get("Plan").cloned().ok_or(DoctorError::UnexpectedPlan("the plan has no `Plan`"))?;
     let plan = Node::new(&plan_json);
     let mut relations: Vec<String> =
         std::iter::once(plan).chain(plan.descendants()).filter_map(|n| n.relation()).collect();
@@ -135,8 +161,8 @@ async fn explain_in(conn: &mut sqlx::PgConnection, query: &str, options: &Explai
     relations.dedup();
     let catalog = Catalog::load(conn, &relations, options.reporting_timezone)
         .await
-        .map_err(|e| Error::database("reading the catalog of the plan", &e))?;
-    let findings = findings::analyze(&plan, &catalog);
+        .map_err(|e| DoctorError::database("reading the catalog of the plan", &e))?;
+    let findings = detect::analyze(&plan, &catalog);
     let millis = |key: &str| top.get(key).and_then(serde_json::Value::as_f64);
     Ok(Report {
         query: query.to_string(),
@@ -147,42 +173,4 @@ async fn explain_in(conn: &mut sqlx::PgConnection, query: &str, options: &Explai
         findings,
         plan: plan_json,
     })
-}
-
-/// The statement's own errors say what to change (exit 2); the rest are
-/// runtime failures.
-fn statement_error(error: &sqlx::Error, options: &ExplainOptions) -> Error {
-    let described = crate::db::describe(error);
-    let code = error.as_database_error().and_then(|d| d.code()).map(|c| c.to_string()).unwrap_or_default();
-    match code.as_str() {
-        "42601" if described.contains("multiple commands") => {
-            Error::Usage("tally explain takes one statement; run each statement separately".into())
-        }
-        "08P01" if described.contains("bind message supplies") => Error::Usage(
-            "the statement has parameters ($1, ...): tally explain runs it as written, so put constants where the \
-             parameters are"
-                .into(),
-        ),
-        "42P02" => Error::Usage(format!(
-            "{described}; tally explain runs the statement as written: put constants where the parameters are"
-        )),
-        "57014" => {
-            let limit = match options.settings.iter().find(|(name, _)| name == "statement_timeout") {
-                Some((_, value)) => format!("statement_timeout {value} given with --set"),
-                None => format!("{} timeout (--timeout)", humantime::format_duration(options.timeout)),
-            };
-            Error::runtime(
-                "explain",
-                format!(
-                    "the statement ran longer than the {limit} and was cancelled (nothing was kept); allow more \
-                     time, or plan it only with --no-analyze"
-                ),
-            )
-        }
-        // The statement's own errors: syntax, data, constraints, raised exceptions, unsupported features.
-        c if ["42", "22", "23", "P0", "0A"].iter().any(|class| c.starts_with(class)) => {
-            Error::Usage(format!("the statement failed: {described}"))
-        }
-        _ => Error::runtime("running the statement under EXPLAIN", described),
-    }
 }

@@ -4,8 +4,9 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::audit::statistics::{duration_text, timestamp};
-use super::audit::{AuditReport, SightingsStatus, WatchedFrom};
-use super::findings::{Finding, Kind, count};
+use super::audit::{AuditFinding, AuditKind, AuditReport, SightingsStatus, WatchedFrom};
+use super::finding::Finding;
+use super::numbers::count;
 use super::{Node, Report};
 
 /// The report as people read it: a summary line, then each finding with its
@@ -52,8 +53,8 @@ pub fn render_audit(report: &AuditReport) -> String {
     } else {
         watched_too_briefly(&mut out, report);
     }
-    let (notes, findings): (Vec<&Finding>, Vec<&Finding>) =
-        report.findings.iter().partition(|f| f.kind == Kind::TallyIndex);
+    let (notes, findings): (Vec<&AuditFinding>, Vec<&AuditFinding>) =
+        report.findings.iter().partition(|f| f.kind == AuditKind::TallyIndex);
     if findings.is_empty() {
         let unused = if report.unused_held_back || report.indexes_held_back > 0 { "" } else { "unused, " };
         let _ = writeln!(out, "\nNo {unused}duplicate, redundant or invalid indexes.");
@@ -61,12 +62,12 @@ pub fn render_audit(report: &AuditReport) -> String {
         let _ = writeln!(out, "\n{} finding{}:", findings.len(), if findings.len() == 1 { "" } else { "s" });
     }
     for (i, finding) in findings.iter().enumerate() {
-        finding_block(&mut out, i + 1, finding);
+        audit_block(&mut out, i + 1, finding);
     }
     if !notes.is_empty() {
         let _ = writeln!(out, "\nNotes on tally's own indexes (informational: nothing to drop):");
         for (i, note) in notes.iter().enumerate() {
-            finding_block(&mut out, findings.len() + i + 1, note);
+            audit_block(&mut out, findings.len() + i + 1, note);
         }
     }
     out
@@ -151,8 +152,7 @@ fn summary(plan: &Node) -> String {
 }
 
 fn finding_block(out: &mut String, number: usize, f: &Finding) {
-    let place = f.node.as_deref().or(f.index.as_deref()).or(f.relation.as_deref()).unwrap_or("");
-    let _ = writeln!(out, "\n{number}. [{}] {place}", f.kind.as_str());
+    heading(out, number, f.kind.as_str(), &f.node);
     let mut numbers = Vec::new();
     if let Some(estimated) = f.estimated_rows {
         numbers.push(match f.actual_rows {
@@ -179,9 +179,25 @@ fn finding_block(out: &mut String, number: usize, f: &Finding) {
     if !numbers.is_empty() {
         let _ = writeln!(out, "   {}", numbers.join("; "));
     }
-    let _ = writeln!(out, "   Problem: {}", f.problem);
-    let _ = writeln!(out, "   Fix: {}", f.fix);
-    for statement in &f.sql {
+    advice(out, &f.problem, &f.fix, &f.sql);
+}
+
+/// An audit finding: about an index, with no plan numbers.
+fn audit_block(out: &mut String, number: usize, f: &AuditFinding) {
+    heading(out, number, f.kind.as_str(), &f.index);
+    advice(out, &f.problem, &f.fix, &f.sql);
+}
+
+/// `1. [seq_scan] Seq Scan on marketing.clicks`, after a blank line.
+fn heading(out: &mut String, number: usize, kind: &str, place: &str) {
+    let _ = writeln!(out, "\n{number}. [{kind}] {place}");
+}
+
+/// The problem, the fix and the statements that apply it.
+fn advice(out: &mut String, problem: &str, fix: &str, sql: &[String]) {
+    let _ = writeln!(out, "   Problem: {problem}");
+    let _ = writeln!(out, "   Fix: {fix}");
+    for statement in sql {
         let _ = writeln!(out, "     {statement}");
     }
 }

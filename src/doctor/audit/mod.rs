@@ -6,9 +6,11 @@
 //! old enough to say so ([`statistics`]), during which tally has watched the
 //! index for long enough ([`sightings`], [`watch`]). tally's own indexes
 //! ([`own`]) are never advised away: the audit says what each serves
-//! instead. Rules are pure and unit-tested; [`load`], [`statistics::load`]
-//! and [`sightings`] read the catalogs and tally's bookkeeping.
+//! instead. Rules are pure and unit-tested (`rules.rs` builds one
+//! [`AuditFinding`] per problem); [`load`], [`statistics::load`] and
+//! [`sightings`] read the catalogs and tally's bookkeeping.
 
+mod finding;
 mod load;
 pub mod own;
 mod rules;
@@ -25,13 +27,13 @@ use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::types::Oid;
 
+pub use finding::{AuditFinding, AuditKind};
 pub use load::load;
 pub use sightings::{Sighting, SightingsStatus};
 pub use statistics::{DEFAULT_MIN_AGE, Statistics, StatsSource};
 pub use watch::{Unscanned, Watch, WatchedFrom};
 
-use super::findings::Finding;
-use crate::error::Error;
+use super::DoctorError;
 
 /// One index as the audit sees it. Partition indexes attached to a
 /// partitioned index are judged through their parent (their scans and sizes
@@ -121,21 +123,21 @@ pub struct AuditReport {
     /// Each index counted in `unscanned_indexes` or `unscanned_tally_indexes`,
     /// with when tally first saw it and whether it was held back.
     pub unscanned: Vec<Unscanned>,
-    pub findings: Vec<Finding>,
+    pub findings: Vec<AuditFinding>,
 }
 
 /// Audits every index in the schemas other than PostgreSQL's own, after
 /// recording the indexes tally had not seen (a role that may not write
 /// tally's schema still gets an audit: see [`sightings::record_and_load`]).
-pub async fn run(pool: &PgPool, options: &AuditOptions) -> Result<AuditReport, Error> {
+pub async fn run(pool: &PgPool, options: &AuditOptions) -> Result<AuditReport, DoctorError> {
     let (sightings, index_sightings, index_sightings_problem) = sightings::record_and_load(pool).await;
-    let (mut indexes, schemas) = load(pool).await.map_err(|e| Error::database("reading the indexes", &e))?;
+    let (mut indexes, schemas) = load(pool).await.map_err(|e| DoctorError::database("reading the indexes", &e))?;
     let sightings: HashMap<Oid, Sighting> = sightings.into_iter().map(|s| (s.index_oid, s)).collect();
     for index in &mut indexes {
         index.sighting = sightings.get(&index.oid).copied();
     }
     let statistics = statistics::load(pool).await.map_err(|e| {
-        Error::database(
+        DoctorError::database(
             "reading when index statistics began (pg_stat_database, pg_stat_bgwriter, tally._sqlx_migrations)",
             &e,
         )
@@ -160,7 +162,7 @@ pub async fn run(pool: &PgPool, options: &AuditOptions) -> Result<AuditReport, E
 /// What the rules concluded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Audit {
-    pub findings: Vec<Finding>,
+    pub findings: Vec<AuditFinding>,
     /// Indexes, not tally's, with no scan (unused when the statistics are old enough).
     pub unscanned: usize,
     /// tally's own indexes with no scan.

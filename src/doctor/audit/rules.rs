@@ -2,8 +2,8 @@
 //! and the statement that drops or repairs it (none for tally's own).
 
 use super::AuditIndex;
+use super::finding::{AuditFinding, AuditKind};
 use super::own::{self, TallyIndex};
-use crate::doctor::findings::{Finding, Kind};
 
 /// Whether `keeper` is the one to keep of two equal indexes: the one a
 /// constraint needs, else tally's own, else the UNIQUE one, else the more used.
@@ -15,21 +15,8 @@ pub(super) fn keeps_over(keeper: &AuditIndex, other: &AuditIndex) -> bool {
     }
 }
 
-fn finding(kind: Kind, index: &AuditIndex, problem: String, fix: String, sql: Vec<String>) -> Finding {
-    Finding {
-        kind,
-        node: None,
-        relation: Some(index.table.clone()),
-        index: Some(index.index.clone()),
-        estimated_rows: None,
-        actual_rows: None,
-        loops: None,
-        time_ms: None,
-        buffers: None,
-        problem,
-        fix,
-        sql,
-    }
+fn finding(kind: AuditKind, index: &AuditIndex, problem: String, fix: String, sql: Vec<String>) -> AuditFinding {
+    AuditFinding { kind, table: index.table.clone(), index: index.index.clone(), problem, fix, sql }
 }
 
 /// `DROP INDEX CONCURRENTLY`, or for an index of a partitioned table (which
@@ -56,7 +43,7 @@ fn described(index: &AuditIndex) -> String {
     )
 }
 
-pub(super) fn invalid(index: &AuditIndex, tally: Option<&TallyIndex>) -> Finding {
+pub(super) fn invalid(index: &AuditIndex, tally: Option<&TallyIndex>) -> AuditFinding {
     if index.partitioned {
         let missing = &index.missing_partitions;
         let problem = format!(
@@ -88,7 +75,7 @@ pub(super) fn invalid(index: &AuditIndex, tally: Option<&TallyIndex>) -> Finding
              partition has one{}",
             tally.map_or(String::new(), |t| format!(" ({})", owned_by(t)))
         );
-        return finding(Kind::InvalidIndex, index, problem, fix, sql);
+        return finding(AuditKind::InvalidIndex, index, problem, fix, sql);
     }
     let problem = format!(
         "{} on {} is INVALID (a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY failed or was interrupted): \
@@ -115,10 +102,10 @@ pub(super) fn invalid(index: &AuditIndex, tally: Option<&TallyIndex>) -> Finding
             vec![reindex],
         ),
     };
-    finding(Kind::InvalidIndex, index, problem, fix, sql)
+    finding(AuditKind::InvalidIndex, index, problem, fix, sql)
 }
 
-pub(super) fn duplicate(index: &AuditIndex, keeper: &AuditIndex) -> Finding {
+pub(super) fn duplicate(index: &AuditIndex, keeper: &AuditIndex) -> AuditFinding {
     let problem = format!(
         "{} duplicates {}: both are {} on {}{}",
         index.index,
@@ -137,14 +124,14 @@ pub(super) fn duplicate(index: &AuditIndex, keeper: &AuditIndex) -> Finding {
             owned_by(tally),
             keeper.index
         );
-        return finding(Kind::TallyIndex, index, problem, fix, Vec::new());
+        return finding(AuditKind::TallyIndex, index, problem, fix, Vec::new());
     }
     let (caveat, sql) = drop_statements(index);
     let fix = format!("drop {}: {} serves the same queries{caveat}", index.index, keeper.index);
-    finding(Kind::DuplicateIndex, index, problem, fix, sql)
+    finding(AuditKind::DuplicateIndex, index, problem, fix, sql)
 }
 
-pub(super) fn redundant(index: &AuditIndex, longer: &AuditIndex) -> Finding {
+pub(super) fn redundant(index: &AuditIndex, longer: &AuditIndex) -> AuditFinding {
     let problem = format!(
         "{} ({}) is a prefix of {} ({}) on {}: the longer index serves the same lookups",
         index.index,
@@ -159,16 +146,16 @@ pub(super) fn redundant(index: &AuditIndex, longer: &AuditIndex) -> Finding {
             owned_by(tally),
             longer.index
         );
-        return finding(Kind::TallyIndex, index, problem, fix, Vec::new());
+        return finding(AuditKind::TallyIndex, index, problem, fix, Vec::new());
     }
     let (caveat, sql) = drop_statements(index);
     let fix =
         format!("drop {} (queries that used it use {}, slightly larger, instead){caveat}", index.index, longer.index);
-    finding(Kind::RedundantIndex, index, problem, fix, sql)
+    finding(AuditKind::RedundantIndex, index, problem, fix, sql)
 }
 
 /// `since`: the start of the window the index had no scan in, in words.
-pub(super) fn unused(index: &AuditIndex, since: &str) -> Finding {
+pub(super) fn unused(index: &AuditIndex, since: &str) -> AuditFinding {
     let problem = format!(
         "{} on {} ({}, {}) has had no index scan since {}, while the table was read {} times; every write \
          maintains it",
@@ -184,11 +171,11 @@ pub(super) fn unused(index: &AuditIndex, since: &str) -> Finding {
         "drop it if no query needs it: check standbys too (their scans are not counted here) and rare jobs \
          (month-end reports){caveat}"
     );
-    finding(Kind::UnusedIndex, index, problem, fix, sql)
+    finding(AuditKind::UnusedIndex, index, problem, fix, sql)
 }
 
 /// A note, not advice: tally's own index had no scan, and what it is for.
-pub(super) fn unscanned_tally_index(index: &AuditIndex, tally: &TallyIndex, since: &str) -> Finding {
+pub(super) fn unscanned_tally_index(index: &AuditIndex, tally: &TallyIndex, since: &str) -> AuditFinding {
     let problem = format!(
         "{} on {} ({}, {}) has had no index scan since {}",
         index.index,
@@ -202,7 +189,7 @@ pub(super) fn unscanned_tally_index(index: &AuditIndex, tally: &TallyIndex, sinc
          never advised for dropping",
         owned_by(tally)
     );
-    finding(Kind::TallyIndex, index, problem, fix, Vec::new())
+    finding(AuditKind::TallyIndex, index, problem, fix, Vec::new())
 }
 
 /// `tally's migration 0003_events creates it for ...`.

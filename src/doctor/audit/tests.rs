@@ -8,7 +8,6 @@ use sqlx::postgres::types::Oid;
 
 use super::statistics::{DEFAULT_MIN_AGE, Statistics, StatsSource};
 use super::*;
-use crate::doctor::findings::Kind;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).single().unwrap()
@@ -40,7 +39,7 @@ fn first_seen(ago: Duration) -> Option<Sighting> {
 }
 
 /// The findings on statistics a month old, with the default threshold.
-fn judge(indexes: &[AuditIndex]) -> Vec<Finding> {
+fn judge(indexes: &[AuditIndex]) -> Vec<AuditFinding> {
     audit(indexes, &counted_for(30), DEFAULT_MIN_AGE).findings
 }
 
@@ -60,8 +59,8 @@ fn index(name: &str, columns: &[&str]) -> AuditIndex {
     }
 }
 
-fn kinds(findings: &[Finding]) -> Vec<(Kind, String)> {
-    findings.iter().map(|f| (f.kind, f.index.clone().unwrap_or_default())).collect()
+fn kinds(findings: &[AuditFinding]) -> Vec<(AuditKind, String)> {
+    findings.iter().map(|f| (f.kind, f.index.clone())).collect()
 }
 
 #[test]
@@ -70,7 +69,7 @@ fn a_plain_index_beside_a_unique_constraint_is_the_duplicate() {
         AuditIndex { unique: true, constraint: Some("leads_email_key".into()), ..index("leads_email_key", &["email"]) };
     let plain = index("leads_email_idx", &["email"]);
     let found = judge(&[plain.clone(), unique]);
-    assert_eq!(kinds(&found), [(Kind::DuplicateIndex, "app.leads_email_idx".into())]);
+    assert_eq!(kinds(&found), [(AuditKind::DuplicateIndex, "app.leads_email_idx".into())]);
     assert!(found[0].problem.contains("backs constraint leads_email_key"), "{}", found[0].problem);
     assert_eq!(found[0].sql, ["DROP INDEX CONCURRENTLY IF EXISTS app.leads_email_idx;"]);
 }
@@ -79,7 +78,7 @@ fn a_plain_index_beside_a_unique_constraint_is_the_duplicate() {
 fn of_two_equal_indexes_the_more_used_is_kept_and_opclasses_matter() {
     let a = AuditIndex { scans: 100, ..index("a", &["source"]) };
     let b = AuditIndex { scans: 1, ..index("b", &["source"]) };
-    assert_eq!(kinds(&judge(&[a.clone(), b.clone()])), [(Kind::DuplicateIndex, "app.b".into())]);
+    assert_eq!(kinds(&judge(&[a.clone(), b.clone()])), [(AuditKind::DuplicateIndex, "app.b".into())]);
     let pattern = AuditIndex { signature: vec!["source 10050 0 100".into()], ..b };
     assert_eq!(judge(&[a, pattern]), []);
 }
@@ -88,7 +87,7 @@ fn of_two_equal_indexes_the_more_used_is_kept_and_opclasses_matter() {
 fn a_btree_prefix_of_another_is_redundant_unless_unique_or_partial_differs() {
     let short = index("by_source", &["source"]);
     let long = index("by_source_day", &["source", "day"]);
-    assert_eq!(kinds(&judge(&[short.clone(), long.clone()])), [(Kind::RedundantIndex, "app.by_source".into())]);
+    assert_eq!(kinds(&judge(&[short.clone(), long.clone()])), [(AuditKind::RedundantIndex, "app.by_source".into())]);
     let unique = AuditIndex { unique: true, ..short.clone() };
     assert_eq!(judge(&[unique, long.clone()]), []);
     let partial = AuditIndex { predicate: Some("source IS NOT NULL".into()), ..short.clone() };
@@ -101,7 +100,7 @@ fn a_btree_prefix_of_another_is_redundant_unless_unique_or_partial_differs() {
 fn unused_needs_zero_scans_a_read_table_and_no_constraint() {
     let unused_one = AuditIndex { scans: 0, size_bytes: 3 << 20, ..index("by_campaign", &["campaign"]) };
     let found = judge(std::slice::from_ref(&unused_one));
-    assert_eq!(kinds(&found), [(Kind::UnusedIndex, "app.by_campaign".into())]);
+    assert_eq!(kinds(&found), [(AuditKind::UnusedIndex, "app.by_campaign".into())]);
     assert!(found[0].problem.contains("3.0 MB") && found[0].problem.contains("read 10 times"), "{}", found[0].problem);
     let never_read = AuditIndex { table_reads: 0, ..unused_one.clone() };
     assert_eq!(judge(&[never_read]), []);
@@ -115,7 +114,7 @@ fn unused_needs_zero_scans_a_read_table_and_no_constraint() {
 fn invalid_indexes_are_rebuilt_or_completed_partition_by_partition() {
     let broken = AuditIndex { valid: false, unique: true, ..index("leads_email_uniq", &["email"]) };
     let found = judge(std::slice::from_ref(&broken));
-    assert_eq!(kinds(&found), [(Kind::InvalidIndex, "app.leads_email_uniq".into())]);
+    assert_eq!(kinds(&found), [(AuditKind::InvalidIndex, "app.leads_email_uniq".into())]);
     assert_eq!(found[0].sql, ["REINDEX INDEX CONCURRENTLY app.leads_email_uniq;"]);
     let building = AuditIndex { in_progress: true, ..broken };
     assert_eq!(judge(&[building]), []);
@@ -162,7 +161,7 @@ fn an_index_a_constraint_or_replica_identity_needs_is_never_dropped() {
         let a = AuditIndex { scans: 0, constraint: Some(needed.into()), ..index("needed", &["email"]) };
         let b = AuditIndex { scans: 9, ..index("other", &["email"]) };
         let found = judge(&[a, b]);
-        assert!(found.iter().all(|f| f.index.as_deref() != Some("app.needed")), "{needed}: {found:#?}");
+        assert!(found.iter().all(|f| f.index != "app.needed"), "{needed}: {found:#?}");
     }
 }
 
@@ -187,7 +186,10 @@ fn no_index_is_called_unused_before_the_statistics_are_old_enough() {
     let now = audit(&indexes, &counted_for(2), Duration::ZERO);
     assert_eq!(
         kinds(&now.findings),
-        [(Kind::UnusedIndex, "app.by_campaign".into()), (Kind::TallyIndex, "marketing.events_occurred_at_idx".into())]
+        [
+            (AuditKind::UnusedIndex, "app.by_campaign".into()),
+            (AuditKind::TallyIndex, "marketing.events_occurred_at_idx".into())
+        ]
     );
     // The finding dates the window exactly as the header does.
     assert!(
@@ -205,7 +207,7 @@ fn tally_s_own_indexes_get_what_they_serve_and_never_a_drop() {
     ]);
     assert_eq!(found.len(), 2, "{found:#?}");
     for f in &found {
-        assert_eq!((f.kind, f.sql.len()), (Kind::TallyIndex, 0), "{f:#?}");
+        assert_eq!((f.kind, f.sql.len()), (AuditKind::TallyIndex, 0), "{f:#?}");
     }
     assert!(found[0].fix.contains("tally's migration 0003_events creates it for time ranges"), "{}", found[0].fix);
     assert!(found[1].fix.contains("the foreign-key check when a lead is deleted"), "{}", found[1].fix);
@@ -221,11 +223,11 @@ fn next_to_tally_s_index_the_user_s_copy_or_prefix_is_the_one_to_drop() {
     let tally = AuditIndex { scans: 3, ..tally_index("events_occurred_at_idx", "events", &["occurred_at"]) };
     let copy = AuditIndex { scans: 500, ..tally_index("events_at", "events", &["occurred_at"]) };
     let found = judge(&[copy.clone(), tally.clone()]);
-    assert_eq!(kinds(&found), [(Kind::DuplicateIndex, "marketing.events_at".into())], "{found:#?}");
+    assert_eq!(kinds(&found), [(AuditKind::DuplicateIndex, "marketing.events_at".into())], "{found:#?}");
     // tally's index as the prefix of a longer index of the user's: a note, no drop.
     let longer = AuditIndex { scans: 9, ..tally_index("events_at_event", "events", &["occurred_at", "event"]) };
     let found = judge(&[tally, longer]);
-    assert_eq!(kinds(&found), [(Kind::TallyIndex, "marketing.events_occurred_at_idx".into())]);
+    assert_eq!(kinds(&found), [(AuditKind::TallyIndex, "marketing.events_occurred_at_idx".into())]);
     assert!(found[0].problem.contains("is a prefix of marketing.events_at_event"), "{}", found[0].problem);
     assert!(found[0].sql.is_empty());
 }
@@ -234,7 +236,7 @@ fn next_to_tally_s_index_the_user_s_copy_or_prefix_is_the_one_to_drop() {
 fn an_invalid_tally_index_is_repaired_by_tally_migrate() {
     let broken = AuditIndex { valid: false, ..tally_index("leads_created_at_idx", "leads", &["created_at"]) };
     let found = judge(&[broken]);
-    assert_eq!(kinds(&found), [(Kind::InvalidIndex, "marketing.leads_created_at_idx".into())]);
+    assert_eq!(kinds(&found), [(AuditKind::InvalidIndex, "marketing.leads_created_at_idx".into())]);
     assert!(found[0].fix.starts_with("run `tally migrate`"), "{}", found[0].fix);
     assert!(found[0].sql.is_empty() && !found[0].fix.contains("drop it"), "{:#?}", found[0]);
     // One tally does not rebuild itself: rebuilt, never dropped.
@@ -254,7 +256,7 @@ fn an_index_tally_saw_minutes_ago_is_held_back_however_old_the_statistics() {
         AuditIndex { scans: 0, sighting: first_seen(Duration::from_secs(2 * 86_400)), ..index("older_idx", &["b"]) };
     let hour = Duration::from_secs(3_600);
     let judged = audit(&[brand_new.clone(), older.clone()], &counted_for(30), hour);
-    assert_eq!(kinds(&judged.findings), [(Kind::UnusedIndex, "app.older_idx".into())]);
+    assert_eq!(kinds(&judged.findings), [(AuditKind::UnusedIndex, "app.older_idx".into())]);
     assert!(
         judged.findings[0].problem.contains("no index scan since 2026-11-28 12:00 UTC (when tally first saw it)"),
         "{}",
@@ -274,7 +276,7 @@ fn an_index_tally_has_no_record_of_is_never_advised_away_unless_asked_to_judge_n
     let unseen = AuditIndex { scans: 0, sighting: None, ..index("unseen_idx", &["a"]) };
     let installed = AuditIndex { scans: 0, ..index("installed_idx", &["b"]) };
     let judged = audit(&[unseen.clone(), installed], &counted_for(30), Duration::from_secs(1));
-    assert_eq!(kinds(&judged.findings), [(Kind::UnusedIndex, "app.installed_idx".into())]);
+    assert_eq!(kinds(&judged.findings), [(AuditKind::UnusedIndex, "app.installed_idx".into())]);
     // Present at install: judged over the whole window, as before sightings existed.
     assert!(judged.findings[0].problem.contains(&counted_for(30).since_text()), "{}", judged.findings[0].problem);
     assert_eq!(judged.watched[0].first_seen, None);

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use sqlx::AssertSqlSafe;
-use tally::doctor::audit::{AuditOptions, own};
-use tally::doctor::{self, Kind};
+use tally::doctor;
+use tally::doctor::audit::{AuditKind, AuditOptions, own};
 
 use crate::harness::{TestDb, tally, wait_until};
 use crate::incremental::create_months;
@@ -116,8 +116,8 @@ async fn the_audit_finds_duplicate_redundant_unused_and_invalid_indexes_and_its_
     let left: Vec<String> = report
         .findings
         .into_iter()
-        .filter(|f| f.kind != Kind::UnusedIndex)
-        .map(|f| format!("{:?} {}", f.kind, f.index.unwrap_or_default()))
+        .filter(|f| f.kind != AuditKind::UnusedIndex)
+        .map(|f| format!("{:?} {}", f.kind, f.index))
         .collect();
     assert!(left.is_empty(), "{left:?}");
     let valid: Vec<bool> = sqlx::query_scalar(

@@ -1,6 +1,6 @@
-//! `use_aggregate`: a dashboard-style query aggregating raw
-//! `marketing.events` where a `reporting` aggregate already holds the
-//! answer. Suggested only when the aggregate can answer the query: every
+//! Detectors that look at what a query aggregates: `use_aggregate`, a
+//! dashboard-style query aggregating raw `marketing.events` where a
+//! `reporting` aggregate already holds the answer. Suggested only when the aggregate can answer the query: every
 //! column the query filters or groups on must be a key column of the
 //! aggregate (or `occurred_at`, whose days are its `day`), and every aggregate
 //! call must be one of its measures. A filter on `user_id` or `properties`,
@@ -15,9 +15,9 @@ mod text;
 
 pub use days::DayZones;
 
-use super::catalog::Catalog;
-use super::findings::{Finding, Kind};
-use super::plan::Node;
+use crate::doctor::catalog::Catalog;
+use crate::doctor::finding::{Finding, Kind};
+use crate::doctor::plan::Node;
 use days::{Fit, Grain};
 use shape::{Filter, Group, Measure, Shape};
 

@@ -5,7 +5,7 @@
 use chrono_tz::Tz;
 
 use super::{ANSWERS, DayZones, answer, shape};
-use crate::doctor::findings::{Finding, Kind};
+use crate::doctor::finding::{Finding, Kind};
 use crate::doctor::plan::Node;
 use crate::doctor::tests::{EVENT_PARTITIONS, events_catalog, findings, plan};
 
@@ -90,8 +90,8 @@ fn a_rolling_window_is_answered_in_whole_days_and_says_so() {
 #[test]
 fn what_the_doctor_says_each_aggregate_holds_is_what_it_holds() {
     let definitions = [
-        ("daily_event_counts", include_str!("../../../sql/aggregates/daily_event_counts.sql")),
-        ("daily_campaign_metrics", include_str!("../../../sql/aggregates/daily_campaign_metrics.sql")),
+        ("daily_event_counts", include_str!("../../../../sql/aggregates/daily_event_counts.sql")),
+        ("daily_campaign_metrics", include_str!("../../../../sql/aggregates/daily_campaign_metrics.sql")),
     ];
     for answers in ANSWERS {
         let registered = crate::aggregates::find(answers.name).map(|a| a.key.to_vec());
