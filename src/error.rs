@@ -71,3 +71,57 @@ fn doctor_exit_code(error: &DoctorError) -> u8 {
         DoctorError::Timeout { .. } | DoctorError::UnexpectedPlan(_) | DoctorError::Database { .. } => 1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! How the doctor's errors map to exit codes and messages.
+    use super::Error;
+    use crate::doctor::DoctorError;
+
+    #[test]
+    fn the_statement_s_errors_exit_2_and_the_database_s_exit_1() {
+        let usage = [
+            DoctorError::SettingSyntax("work_mem".into()),
+            DoctorError::SettingRefused { name: "work_mem".into(), value: "x".into(), reason: "invalid".into() },
+            DoctorError::NoStatement,
+            DoctorError::SeveralStatements,
+            DoctorError::Parameters,
+            DoctorError::UndefinedParameter("there is no parameter $1".into()),
+            DoctorError::StatementFailed("division by zero".into()),
+        ];
+        for error in usage {
+            assert_eq!(Error::from(error).exit_code(), 2);
+        }
+        let runtime = [
+            DoctorError::Timeout { limit: "1m timeout (--timeout)".into() },
+            DoctorError::UnexpectedPlan("PostgreSQL returned an empty plan"),
+            DoctorError::Database { context: "reading the indexes", reason: "connection reset".into() },
+        ];
+        for error in runtime {
+            assert_eq!(Error::from(error).exit_code(), 1);
+        }
+    }
+
+    #[test]
+    fn messages_name_what_failed_and_what_to_do() {
+        let text = |e: DoctorError| Error::from(e).to_string();
+        assert_eq!(
+            text(DoctorError::SettingSyntax("foo".into())),
+            "--set takes NAME=VALUE (e.g. --set work_mem=64MB), not `foo`"
+        );
+        assert_eq!(
+            text(DoctorError::SettingRefused { name: "work_mem".into(), value: "abc".into(), reason: "bad".into() }),
+            "--set work_mem=abc: bad"
+        );
+        assert_eq!(
+            text(DoctorError::Timeout { limit: "statement_timeout 10ms given with --set".into() }),
+            "explain: the statement ran longer than the statement_timeout 10ms given with --set and was cancelled \
+             (nothing was kept); allow more time, or plan it only with --no-analyze"
+        );
+        assert_eq!(text(DoctorError::UnexpectedPlan("the plan has no `Plan`")), "explain: the plan has no `Plan`");
+        assert_eq!(
+            text(DoctorError::Database { context: "reading the indexes", reason: "gone (SQLSTATE 57P01)".into() }),
+            "reading the indexes: gone (SQLSTATE 57P01)"
+        );
+    }
+}
