@@ -175,6 +175,11 @@ struct EventsPartition {
 /// Partitions of `marketing.events` with whether each has its TRUNCATE
 /// trigger and its bounds: the triggers need nothing from partition naming.
 async fn events_partitions(conn: &mut PgConnection) -> Result<Vec<EventsPartition>, sqlx::Error> {
+    // Bounds print in the session's DateStyle and TimeZone, and would not
+    // always read back the same elsewhere ('01/09/2026 05:30:00 IST' is
+    // Israel's time to PostgreSQL). tally's sessions are ISO and UTC: the
+    // driver sets both at connection start, which overrides database and
+    // role defaults (and PgBouncer restores them per client).
     let rows: Vec<(String, bool, Option<String>, Option<String>)> =
         sqlx::query_as(EVENTS_PARTITIONS).fetch_all(conn).await?;
     Ok(rows

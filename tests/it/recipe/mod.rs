@@ -73,6 +73,17 @@ async fn a_test_only_aggregate_built_from_its_registry_entry_stays_exact_increme
     .await
     .unwrap();
     assert_eq!(installed.len(), 4, "insert, update, delete and truncate: {installed:?}");
+    let partition_trigger: String = sqlx::query_scalar(
+        "SELECT pg_get_triggerdef(oid) FROM pg_trigger
+         WHERE tgrelid = 'marketing.events_p2026_09'::regclass AND tgname = 'tally_invalidate_truncate'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(
+        partition_trigger.ends_with("('2026-09-01 00:00:00+00', '2026-10-01 00:00:00+00')"),
+        "a partition's bounds, from the catalog: {partition_trigger}"
+    );
 
     let built = refresh(pool, &config).await;
     assert_eq!(built.kind, RefreshKind::Built);
