@@ -12,8 +12,7 @@ use tally::db::Transient;
 use tally::refresh::RefreshOutcome;
 use tally::refresh::attempt::{self, ActiveBackends, Attempt, REFRESH_LOCK_CLASS};
 
-use crate::aggregates::{insert_sample_events, refresher};
-use crate::harness::{TestDb, config, free_addr, http_get, tally, wait_until};
+use crate::harness::{TestDb, config, http_get, insert_sample_events, refresher, start_worker, tally, wait_until};
 
 #[tokio::test]
 async fn one_attempt_builds_then_refreshes_and_yields_to_another_replica() {
@@ -135,14 +134,8 @@ schedule = "* * * * * *"
 [aggregates.daily_lead_funnel]
 every = "1h"
 "#;
-    let start = || {
-        let addr = free_addr();
-        let running =
-            tally(&["run"]).database(&db.url).env("TALLY_METRICS_ADDR", &addr.to_string()).config_file(toml).spawn();
-        (running, addr)
-    };
-    let (mut a, a_addr) = start();
-    let (mut b, b_addr) = start();
+    let (mut a, a_addr) = start_worker(&db.url, toml);
+    let (mut b, b_addr) = start_worker(&db.url, toml);
 
     // Sample pg_stat_activity: never two refreshes of one aggregate at once.
     let stop = Arc::new(AtomicBool::new(false));

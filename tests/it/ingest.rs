@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::harness::{TestDb, free_addr, http_get, metric, tally, wait_until};
+use crate::harness::{TestDb, free_addr, generated, http_get, metric, tally, wait_until};
 
 fn write(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
     let path = dir.join(name);
@@ -186,24 +186,6 @@ async fn timestamps_without_a_partition_land_in_the_default_and_are_reported() {
             .await
             .unwrap();
     assert_eq!(home, "marketing.events_p2019_05");
-}
-
-/// A file of `lines` valid, distinct documents, `pad` bytes of properties each.
-pub fn generated(dir: &Path, lines: usize, pad: usize) -> PathBuf {
-    let path = dir.join("big.ndjson");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let padding = "x".repeat(pad);
-    for i in 0..lines {
-        writeln!(
-            out,
-            r#"{{"_id":"g-{i}","userId":"u{}","event":"page_view","properties":{{"pad":"{padding}"}},"timestamp":"2026-11-{:02}T10:00:00Z"}}"#,
-            i % 1000,
-            1 + i % 25
-        )
-        .unwrap();
-    }
-    out.flush().unwrap();
-    path
 }
 
 #[tokio::test]

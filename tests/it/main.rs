@@ -26,4 +26,3 @@ mod schema;
 mod security;
 mod trust;
 mod worker;
-mod workload;

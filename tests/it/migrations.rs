@@ -12,8 +12,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tally::aggregates::RefreshKind;
 
-use crate::harness::{TestDb, config, repo, tool};
-use crate::incremental::{create_months, refresh_all};
+use crate::harness::{TestDb, Workload, config, create_months, index_state, refresh_all, repo, tool};
 
 fn migration_files() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(repo().join("sql/migrations"))
@@ -149,18 +148,6 @@ async fn migrations_under_insert_load_never_make_a_writer_wait_past_lock_timeout
     assert_eq!(index_state(&db.pool).await, Some(true));
 }
 
-/// Whether `leads_created_at_idx` (built CONCURRENTLY by a migration) is
-/// valid; `None` while it does not exist.
-pub async fn index_state(pool: &PgPool) -> Option<bool> {
-    sqlx::query_scalar(
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-         WHERE c.relname = 'leads_created_at_idx'",
-    )
-    .fetch_optional(pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_migration_behind_a_long_transaction_gives_up_and_a_later_run_finishes_it() {
     let db = TestDb::empty().await;
@@ -201,7 +188,7 @@ async fn a_migration_behind_a_long_transaction_gives_up_and_a_later_run_finishes
 async fn a_changed_aggregate_definition_is_built_beside_and_swapped_in_while_dashboards_read() {
     let db = TestDb::migrated().await;
     create_months(&db.pool).await;
-    crate::workload::Workload::new(21).apply(&db.pool, 80, false).await;
+    Workload::new(21).apply(&db.pool, 80, false).await;
     refresh_all(&db.pool, &config("")).await;
     let rows = |sql: &'static str| {
         let pool = db.pool.clone();

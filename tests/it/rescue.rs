@@ -11,8 +11,7 @@ use tally::metrics::Metrics;
 use tally::partitions::{self, ActionKind, ActionResult};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{TestDb, config, metric};
-use crate::partitions::{count, day, done, maintain, month};
+use crate::harness::{TestDb, config, count, day, done, maintain, metric, month};
 
 #[tokio::test]
 async fn stray_rows_are_rescued_into_their_months_at_once_when_they_fit_a_batch() {

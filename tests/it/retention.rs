@@ -6,8 +6,7 @@ use std::time::Duration;
 use tally::partitions::{self, ActionKind, ActionResult, ManagedTable, Month};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{TestDb, config, tally};
-use crate::partitions::{count, day, done, maintain, month, partition_names};
+use crate::harness::{TestDb, config, count, day, done, maintain, month, partition_names, tally};
 
 #[tokio::test]
 async fn retention_retires_old_months_and_a_dry_run_changes_nothing() {

@@ -132,3 +132,8 @@ async fn drop_stale_databases(admin: &PgPool) {
         }
     }
 }
+
+/// The single number `sql` returns, e.g. a `count(*)`.
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(AssertSqlSafe(sql.to_string())).fetch_one(pool).await.unwrap()
+}

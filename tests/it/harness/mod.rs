@@ -1,46 +1,44 @@
 //! Test harness: everything test files share, so that they import from
-//! here and never from each other.
+//! here (`crate::harness::...`) and never from each other.
 //!
 //! - `database`: the PostgreSQL server, a fresh database per test, teardown;
 //! - `process`: the `tally` binary run as a real process;
 //! - `wait`: polling for a condition, and locks held and waited for;
-//! - here: a config from TOML, the worker's endpoints, external tools and
-//!   the repository's files.
+//! - `worker`: a running `tally run`, its endpoints and metrics;
+//! - `refresh`: refreshing aggregates in-process, checking them from scratch;
+//! - `partitions`: partition maintenance in-process and its reports;
+//! - `fixtures`: the rows and files tests start from;
+//! - `workload`: seeded random write workloads;
+//! - here: a config from TOML, external tools, the repository's files.
 
 mod database;
+mod fixtures;
+mod partitions;
 mod process;
+mod refresh;
 mod wait;
+mod worker;
+mod workload;
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 
 use tally::config::Config;
 
-pub use database::{TestDb, server_url};
+pub use database::{TestDb, count, server_url};
+pub use fixtures::{conversion, create_months, generated, index_state, insert_sample_events, lead};
+pub use partitions::{day, done, maintain, month, partition_names};
 pub use process::{Finished, Running, TallyCommand, tally};
+pub use refresh::{assert_matches_scratch, assert_rollups_match_scratch, refresh_all, refresher};
 pub use wait::wait_until;
+pub use worker::{
+    FAST, free_addr, http_get, metric, metric_of, metrics, ready, start_worker, wait_for_metric, wait_for_metric_within,
+};
+pub use workload::Workload;
 
 /// A validated config from TOML text.
 pub fn config(toml: &str) -> Arc<Config> {
     Arc::new(Config::from_toml(toml, Path::new("test.toml")).expect("test config is valid"))
-}
-
-/// A loopback address nothing listens on right now.
-pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port")
-}
-
-/// The value of one series in Prometheus text, e.g. `tally_partitions{table="marketing.events"}`.
-pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line[series.len()..].trim().parse().ok())
-}
-
-/// GET a path on a worker's metrics address; `None` while it does not answer.
-pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    tally::http::get(addr, path).await.ok()
 }
 
 /// An external program the deployment tests drive (promtool, prometheus,

@@ -9,8 +9,7 @@ use nix::sys::signal::Signal;
 use sqlx::Connection;
 use tally::refresh::attempt::REFRESH_LOCK_CLASS;
 
-use crate::aggregates::insert_sample_events;
-use crate::harness::{TestDb, tally, wait_until};
+use crate::harness::{TestDb, insert_sample_events, refresher, tally, wait_until};
 
 /// Sessions tally has open on this database.
 async fn tally_sessions(db: &TestDb) -> i64 {
@@ -129,7 +128,7 @@ async fn a_server_that_stops_answering_mid_refresh_fails_the_attempt_instead_of_
     let config = crate::harness::config(
         "[database]\nstatement_timeout = \"2s\"\nlock_timeout = \"60s\"\n[refresh]\nmax_attempts = 1\n",
     );
-    let refresher = crate::aggregates::refresher(&db.pool, config);
+    let refresher = refresher(&db.pool, config);
     let lock = db.lock_events().await;
     let aggregate = tally::aggregates::find("daily_event_counts").unwrap();
     let refresh = tokio::spawn(async move { refresher.refresh(aggregate).await });
