@@ -6,6 +6,7 @@ mod harness;
 
 mod aggregates;
 mod attribution;
+mod campaign_performance;
 mod cli;
 mod dashboards;
 mod demo;
@@ -18,7 +19,6 @@ mod ingest;
 mod migrations;
 mod observability;
 mod partitions;
-mod performance;
 mod refresh;
 mod rescue;
 mod retention;

@@ -1,5 +1,6 @@
-//! The lead funnel and campaign performance by hand, and the view's place
-//! in the dependency order.
+//! The `reporting.campaign_performance` view by hand (spend joined, no
+//! division by zero) and its place in the dependency order; and the lead
+//! funnel, by hand, in UTC and New York.
 
 use sqlx::PgPool;
 
