@@ -1,9 +1,16 @@
-//! Waiting without guessing durations: polling a condition until it holds
-//! (or a generous timeout passes), and locks held and waited for, seen from
-//! the server (`pg_stat_activity`), so that a test can wait until a session
-//! is stuck on a lock.
+//! Waiting, and observing waits instead of timing them: polling a
+//! condition until it holds (or a generous timeout passes); locks held and
+//! waited for as the server sees them (`pg_stat_activity`,
+//! `pg_blocking_pids`); and sessions whose `lock_timeout` bounds how long a
+//! statement may wait for a lock, whatever the machine's load. A test that
+//! says "no writer waited" asserts it this way, never by a stopwatch: under a
+//! parallel suite a statement can be slow without waiting for anything.
 
+use std::str::FromStr;
 use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
 
 use super::TestDb;
 
@@ -43,4 +50,56 @@ impl TestDb {
         .await
         .expect("pg_stat_activity")
     }
+}
+
+/// A session of its own, for a test to drive statement by statement.
+pub struct Session {
+    pub conn: PgConnection,
+    /// Its backend's pid, as `pg_stat_activity` and `pg_locks` show it.
+    pub pid: i32,
+}
+
+/// A backend of the test database waiting for a lock, as the server sees it.
+#[derive(Debug, Clone)]
+pub struct LockWait {
+    pub pid: i32,
+    /// The backends it waits for (`pg_blocking_pids`).
+    pub blocked_by: Vec<i32>,
+}
+
+impl TestDb {
+    /// A session of its own whose statements wait for a lock at most
+    /// `lock_timeout`, then fail with SQLSTATE 55P03 (lock_not_available).
+    /// A statement that succeeds on it waited less than that for locks,
+    /// however slow the machine: time on CPU or disk does not count.
+    pub async fn session_with_lock_timeout(&self, lock_timeout: &str) -> Session {
+        let options =
+            PgConnectOptions::from_str(self.url.expose()).expect("test URL").options([("lock_timeout", lock_timeout)]);
+        let mut conn = PgConnection::connect_with(&options).await.expect("connect");
+        let pid = backend_pid(&mut conn).await;
+        Session { conn, pid }
+    }
+
+    /// The backends of this database waiting for a lock right now, with
+    /// the backends they wait for.
+    pub async fn lock_waits(&self) -> Vec<LockWait> {
+        let rows: Vec<(i32, Vec<i32>)> = sqlx::query_as(
+            "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("pg_stat_activity");
+        rows.into_iter().map(|(pid, blocked_by)| LockWait { pid, blocked_by }).collect()
+    }
+}
+
+/// The pid of the backend `conn` talks to.
+pub async fn backend_pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.expect("pid")
+}
+
+/// Whether `error` is a statement giving up on a lock (`lock_timeout`, 55P03).
+pub fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|e| e.code()).as_deref() == Some("55P03")
 }
