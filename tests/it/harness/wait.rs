@@ -63,6 +63,9 @@ pub struct Session {
 #[derive(Debug, Clone)]
 pub struct LockWait {
     pub pid: i32,
+    /// `pg_stat_activity.wait_event`: `relation`, `virtualxid`, `advisory`, ...
+    pub wait_event: String,
+    pub query: String,
     /// The backends it waits for (`pg_blocking_pids`).
     pub blocked_by: Vec<i32>,
 }
@@ -83,14 +86,16 @@ impl TestDb {
     /// The backends of this database waiting for a lock right now, with
     /// the backends they wait for.
     pub async fn lock_waits(&self) -> Vec<LockWait> {
-        let rows: Vec<(i32, Vec<i32>)> = sqlx::query_as(
-            "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity
+        let rows: Vec<(i32, String, String, Vec<i32>)> = sqlx::query_as(
+            "SELECT pid, wait_event, query, pg_blocking_pids(pid) FROM pg_stat_activity
              WHERE datname = current_database() AND wait_event_type = 'Lock'",
         )
         .fetch_all(&self.pool)
         .await
         .expect("pg_stat_activity");
-        rows.into_iter().map(|(pid, blocked_by)| LockWait { pid, blocked_by }).collect()
+        rows.into_iter()
+            .map(|(pid, wait_event, query, blocked_by)| LockWait { pid, wait_event, query, blocked_by })
+            .collect()
     }
 }
 
