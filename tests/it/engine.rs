@@ -160,7 +160,27 @@ every = "1h"
             }
         }
     });
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Run until the contention was seen, not for a fixed time: ten refreshes
+    // yielded to the other worker, both workers refreshed, the sampler saw a
+    // REFRESH running.
+    let outcomes = || async {
+        sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT outcome, count(*), count(DISTINCT worker) FROM tally.refresh_runs GROUP BY outcome ORDER BY outcome",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+    };
+    // (runs, workers) with `outcome`.
+    let get = |rows: &[(String, i64, i64)], outcome: &str| {
+        rows.iter().find(|o| o.0 == outcome).map(|o| (o.1, o.2)).unwrap_or((0, 0))
+    };
+    let contended = wait_until(Duration::from_secs(120), || async {
+        let rows = outcomes().await;
+        get(&rows, "locked_elsewhere").0 >= 10 && get(&rows, "success").1 == 2 && most.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    assert!(contended, "no contention seen within 2 minutes: {:?}\n{}\n{}", outcomes().await, a.log(), b.log());
     for addr in [a_addr, b_addr] {
         assert_eq!(http_get(addr, "/healthz").await.map(|(s, _)| s), Some(200));
         assert_eq!(http_get(addr, "/readyz").await.map(|(s, _)| s), Some(200));
@@ -174,14 +194,8 @@ every = "1h"
     assert_eq!(b.wait(Duration::from_secs(30)).await, Some(0), "{}", b.log());
 
     assert_eq!(most.load(Ordering::Relaxed), 1, "at most one REFRESH of an aggregate ran at any moment");
-    let outcomes: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT outcome, count(*), count(DISTINCT worker) FROM tally.refresh_runs GROUP BY outcome ORDER BY outcome",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
-    let get = |name: &str| outcomes.iter().find(|o| o.0 == name).map(|o| (o.1, o.2)).unwrap_or((0, 0));
-    assert!(get("locked_elsewhere").0 > 0, "they did contend: {outcomes:?}");
-    assert_eq!(get("success").1, 2, "both workers refreshed: {outcomes:?}");
-    assert_eq!(get("failure").0, 0, "{outcomes:?}");
+    let outcomes = outcomes().await;
+    assert!(get(&outcomes, "locked_elsewhere").0 > 0, "they did contend: {outcomes:?}");
+    assert_eq!(get(&outcomes, "success").1, 2, "both workers refreshed: {outcomes:?}");
+    assert_eq!(get(&outcomes, "failure").0, 0, "{outcomes:?}");
 }
