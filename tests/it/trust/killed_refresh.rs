@@ -79,7 +79,11 @@ async fn a_one_shot_refresh_waits_for_another_process_then_refreshes_or_fails_na
 
     // Released while it waits: it refreshes and exits 0.
     let waiting = tally(&["refresh", "daily_event_counts", "--wait", "60s"]).database(&db.url).spawn();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let blocked = wait_until(Duration::from_secs(60), || async {
+        db.lock_waits().await.iter().any(|w| w.wait_event == "advisory" && w.blocked_by.contains(&holder_pid))
+    })
+    .await;
+    assert!(blocked, "the refresh waits for the holder's advisory lock: {}", waiting.log());
     holder.rollback().await.unwrap();
     let waited = waiting.child.wait_with_output();
     let waited = tokio::time::timeout(Duration::from_secs(60), waited).await.unwrap().unwrap();
