@@ -124,9 +124,10 @@ async fn writes_committed_during_refreshes_are_never_lost() {
             }
         }));
     }
+    // At least 5 s and at least 3 refreshes, however slow the machine.
     let mut refreshes = 0;
     let until = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < until {
+    while refreshes < 3 || tokio::time::Instant::now() < until {
         refresh_all(&db.pool, &config).await;
         refreshes += 1;
     }
@@ -134,7 +135,6 @@ async fn writes_committed_during_refreshes_are_never_lost() {
     for writer in writers {
         writer.await.unwrap();
     }
-    assert!(refreshes >= 3, "{refreshes}");
     refresh_all(&db.pool, &config).await;
     assert_matches_scratch(&db.pool, &config, "after concurrent writers").await;
 }
