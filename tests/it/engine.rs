@@ -64,17 +64,11 @@ async fn a_lost_connection_is_retried_and_the_refresh_succeeds() {
         let refresher = refresher.clone();
         async move { refresher.refresh(aggregates::find("daily_campaign_metrics").unwrap()).await.unwrap() }
     });
-    let backend = |pool: sqlx::PgPool| async move {
-        sqlx::query_scalar::<_, i32>(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-             AND query LIKE '%daily_campaign_metrics%'",
-        )
-        .fetch_optional(&pool)
-        .await
-        .unwrap()
+    let backend = || async {
+        db.lock_waits().await.into_iter().find(|w| w.query.contains("daily_campaign_metrics")).map(|w| w.pid)
     };
-    assert!(wait_until(Duration::from_secs(10), || async { backend(db.pool.clone()).await.is_some() }).await);
-    let pid = backend(db.pool.clone()).await.unwrap();
+    assert!(wait_until(Duration::from_secs(10), || async { backend().await.is_some() }).await);
+    let pid = backend().await.unwrap();
     sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&db.pool).await.unwrap();
     lock.rollback().await.unwrap();
     let report = task.await.unwrap();

@@ -42,13 +42,8 @@ impl TestDb {
     }
 
     /// Sessions of this database waiting for a lock.
-    pub async fn sessions_waiting_for_locks(&self) -> i64 {
-        sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .expect("pg_stat_activity")
+    pub async fn sessions_waiting_for_locks(&self) -> usize {
+        self.lock_waits().await.len()
     }
 }
 

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use sqlx::Connection;
 use tally::refresh::attempt::REFRESH_LOCK_CLASS;
 
-use crate::harness::{TestDb, insert_sample_events, refresher, tally, wait_until};
+use crate::harness::{TestDb, backend_pid, insert_sample_events, refresher, tally, wait_until};
 
 /// Sessions tally has open on this database.
 async fn tally_sessions(db: &TestDb) -> i64 {
@@ -62,7 +62,7 @@ async fn a_one_shot_refresh_waits_for_another_process_then_refreshes_or_fails_na
     insert_sample_events(&db.pool).await;
     let holder_pool = db.another_pool().await;
     let mut holder = holder_pool.begin().await.unwrap();
-    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *holder).await.unwrap();
+    let holder_pid = backend_pid(&mut holder).await;
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext('daily_event_counts'))")
         .bind(REFRESH_LOCK_CLASS)
         .execute(&mut *holder)
