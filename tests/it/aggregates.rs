@@ -1,43 +1,11 @@
 //! The two daily aggregates hold exactly the numbers SPEC §4 defines, in
 //! the reporting timezone, and are refreshed CONCURRENTLY after their build.
 
-use std::sync::Arc;
-
 use sqlx::PgPool;
 use tally::aggregates::{self, RefreshKind};
-use tally::config::Config;
-use tally::metrics::Metrics;
-use tally::refresh::{RefreshOutcome, Refresher};
-use tokio_util::sync::CancellationToken;
+use tally::refresh::RefreshOutcome;
 
-use crate::harness::{TestDb, config};
-
-pub fn refresher(pool: &PgPool, config: Arc<Config>) -> Refresher {
-    let names: Vec<(&str, &str)> = aggregates::REGISTRY.iter().map(|a| (a.name, "concurrently")).collect();
-    Refresher::new(pool.clone(), config, Arc::new(Metrics::new(&names)), CancellationToken::new())
-}
-
-/// Hand-written events whose aggregates are worked out in the assertions.
-pub async fn insert_sample_events(pool: &PgPool) {
-    sqlx::query(
-        r#"INSERT INTO marketing.events (user_id, session_id, event, properties, utm_source, utm_medium, utm_campaign, occurred_at) VALUES
-        ('u1', 's1', 'page_view', '{"url": "/"}',                'google', 'cpc', 'brand', '2026-11-20 10:00+00'),
-        ('u1', 's1', 'page_view', '{"url": "/pricing"}',         'google', 'cpc', 'brand', '2026-11-20 10:05+00'),
-        ('u2', 's2', 'signup',    '{}',                          'google', 'cpc', 'brand', '2026-11-20 11:00+00'),
-        ('u2', 's2', 'purchase',  '{"revenue": 49.90}',          'google', 'cpc', 'brand', '2026-11-20 11:10+00'),
-        ('u3', 's3', 'purchase',  '{"revenue": "12.00"}',        'google', 'cpc', 'brand', '2026-11-20 12:00+00'),
-        ('u3', 's3', 'purchase',  '{"revenue": {"amount": 5}}',  'google', 'cpc', 'brand', '2026-11-20 12:01+00'),
-        ('u4', 's4', 'purchase',  '{"revenue": null}',           'google', 'cpc', 'brand', '2026-11-20 13:00+00'),
-        ('u4', 's4', 'purchase',  '{}',                          'google', 'cpc', 'brand', '2026-11-20 13:01+00'),
-        ('u5', 's5', 'page_view', '{}',                          NULL,     NULL,  NULL,    '2026-11-20 14:00+00'),
-        ('u6', 's6', 'page_view', '{}',                          '',       NULL,  NULL,    '2026-11-20 15:00+00'),
-        (NULL, NULL, 'page_view', '{}',                          NULL,     NULL,  NULL,    '2026-11-20 16:00+00'),
-        ('u1', 's7', 'page_view', '{}',                          'google', 'cpc', 'brand', '2026-11-21 00:30+00')"#,
-    )
-    .execute(pool)
-    .await
-    .unwrap();
-}
+use crate::harness::{TestDb, config, insert_sample_events, refresher};
 
 #[derive(Debug, PartialEq, sqlx::FromRow)]
 struct CampaignRow {

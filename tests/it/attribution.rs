@@ -1,49 +1,8 @@
 //! Three-model attribution by hand, with the edge cases SPEC §4 spells out.
 
 use sqlx::PgPool;
-use tally::aggregates;
-use tally::refresh::RefreshOutcome;
 
-use crate::aggregates::refresher;
-use crate::harness::{TestDb, config};
-
-pub async fn refresh_all(pool: &PgPool, toml: &str) {
-    let refresher = refresher(pool, config(toml));
-    for aggregate in aggregates::REGISTRY {
-        let report = refresher.refresh(aggregate).await.unwrap();
-        assert_eq!(report.outcome, RefreshOutcome::Success, "{}: {:?}", aggregate.name, report.error);
-    }
-}
-
-pub async fn lead(
-    pool: &PgPool,
-    email: &str,
-    user: Option<&str>,
-    source: Option<&str>,
-    campaign: Option<&str>,
-) -> String {
-    sqlx::query_scalar(
-        "INSERT INTO marketing.leads (email, user_id, source, campaign) VALUES ($1, $2, $3, $4) RETURNING id::text",
-    )
-    .bind(email)
-    .bind(user)
-    .bind(source)
-    .bind(campaign)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
-pub async fn conversion(pool: &PgPool, lead: &str, kind: &str, revenue: &str, at: &str) {
-    sqlx::query("INSERT INTO marketing.conversions (lead_id, kind, revenue, occurred_at) VALUES ($1::uuid, $2, $3::numeric, $4::timestamptz)")
-        .bind(lead)
-        .bind(kind)
-        .bind(revenue)
-        .bind(at)
-        .execute(pool)
-        .await
-        .unwrap();
-}
+use crate::harness::{TestDb, config, conversion, lead, refresh_all};
 
 /// One touch (an event with UTM values) of `user` at `at`.
 async fn touch(pool: &PgPool, user: &str, source: Option<&str>, campaign: Option<&str>, at: &str) {
@@ -97,7 +56,7 @@ async fn attribution_credits_each_model_by_hand() {
     touch(pool, "u1", Some(""), Some("y"), "2026-11-20 09:00+00").await; // empty utm_source: not a touch
     touch(pool, "u2", Some("linkedin"), Some("webinar"), "2026-11-21 08:00+00").await; // at the conversion instant: in
 
-    refresh_all(pool, "").await;
+    refresh_all(pool, &config("")).await;
     assert_eq!(
         credits(pool).await,
         [
@@ -126,7 +85,7 @@ async fn attribution_credits_each_model_by_hand() {
     assert!(refused.to_string().contains("violates foreign key constraint"), "{refused}");
 
     // A shorter lookback drops the older touches.
-    refresh_all(pool, "attribution_lookback_days = 7").await;
+    refresh_all(pool, &config("attribution_lookback_days = 7")).await;
     let linear: Vec<Credit> =
         credits(pool).await.into_iter().filter(|r| r.1 == "linear" && r.0 == "2026-11-20").collect();
     assert_eq!(
@@ -148,7 +107,7 @@ async fn linear_credit_of_three_touches_sums_to_one_conversion_and_its_revenue()
     for source in ["a", "b", "c"] {
         touch(&db.pool, "u", Some(source), Some("x"), "2026-11-19 12:00+00").await;
     }
-    refresh_all(&db.pool, "").await;
+    refresh_all(&db.pool, &config("")).await;
     let (conversions, revenue): (String, String) = sqlx::query_as(
         "SELECT trim_scale(round(sum(conversions), 12))::text, trim_scale(round(sum(revenue), 12))::text
          FROM reporting.daily_attribution WHERE model = 'linear'",
@@ -165,7 +124,7 @@ async fn attribution_days_follow_the_reporting_timezone() {
     let l = lead(&db.pool, "l@example.com", None, Some("ads"), Some("a")).await;
     conversion(&db.pool, &l, "signup", "0", "2026-11-01 03:30+00").await; // 23:30 EDT on Oct 31
     conversion(&db.pool, &l, "purchase", "5", "2026-11-02 04:30+00").await; // 23:30 EST on Nov 1 (after DST ends)
-    refresh_all(&db.pool, "reporting_timezone = \"America/New_York\"").await;
+    refresh_all(&db.pool, &config("reporting_timezone = \"America/New_York\"")).await;
     let days: Vec<(String, String)> = sqlx::query_as(
         "SELECT day::text, trim_scale(revenue)::text FROM reporting.daily_attribution WHERE model = 'first_touch' ORDER BY day",
     )

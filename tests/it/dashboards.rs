@@ -10,8 +10,7 @@ use sqlx::PgPool;
 use tally::dashboards::{DASHBOARDS, expand, sql_queries};
 use tally::demo::{GenerateOptions, generate};
 
-use crate::harness::{TestDb, config};
-use crate::incremental::refresh_all;
+use crate::harness::{TestDb, config, refresh_all};
 
 /// Runs `sql` as tally_reader; returns its rows (as text) and the schemas its plan reads.
 pub async fn as_reader(pool: &PgPool, sql: &str) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {

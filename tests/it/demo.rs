@@ -7,8 +7,7 @@ use chrono::{TimeZone, Utc};
 use sqlx::PgPool;
 use tally::demo::{GenerateOptions, generate};
 
-use crate::attribution::refresh_all;
-use crate::harness::{TestDb, config, tally};
+use crate::harness::{TestDb, config, refresh_all, tally};
 
 fn options(events: u64, seed: u32) -> GenerateOptions {
     GenerateOptions { events, seed, days: 60, anchor: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap() }
@@ -80,7 +79,7 @@ async fn generated_data_has_realistic_shapes() {
 async fn on_generated_data_every_model_credits_each_conversion_once() {
     let db = TestDb::migrated().await;
     generate(&db.pool, &config(""), &options(30_000, 3)).await.unwrap();
-    refresh_all(&db.pool, "").await;
+    refresh_all(&db.pool, &config("")).await;
     let mismatches: Vec<(String, String, String, String)> = sqlx::query_as(
         "WITH truth AS (
              SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, count(*)::numeric AS conversions, sum(revenue) AS revenue

@@ -12,8 +12,7 @@ use tally::db::Transient;
 use tally::refresh::RefreshOutcome;
 use tally::refresh::attempt::{self, ActiveBackends, Attempt, REFRESH_LOCK_CLASS};
 
-use crate::aggregates::{insert_sample_events, refresher};
-use crate::harness::{TestDb, config, free_addr, http_get, tally, wait_until};
+use crate::harness::{TestDb, config, http_get, insert_sample_events, refresher, start_worker, tally, wait_until};
 
 #[tokio::test]
 async fn one_attempt_builds_then_refreshes_and_yields_to_another_replica() {
@@ -65,17 +64,11 @@ async fn a_lost_connection_is_retried_and_the_refresh_succeeds() {
         let refresher = refresher.clone();
         async move { refresher.refresh(aggregates::find("daily_campaign_metrics").unwrap()).await.unwrap() }
     });
-    let backend = |pool: sqlx::PgPool| async move {
-        sqlx::query_scalar::<_, i32>(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-             AND query LIKE '%daily_campaign_metrics%'",
-        )
-        .fetch_optional(&pool)
-        .await
-        .unwrap()
+    let backend = || async {
+        db.lock_waits().await.into_iter().find(|w| w.query.contains("daily_campaign_metrics")).map(|w| w.pid)
     };
-    assert!(wait_until(Duration::from_secs(10), || async { backend(db.pool.clone()).await.is_some() }).await);
-    let pid = backend(db.pool.clone()).await.unwrap();
+    assert!(wait_until(Duration::from_secs(10), || async { backend().await.is_some() }).await);
+    let pid = backend().await.unwrap();
     sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&db.pool).await.unwrap();
     lock.rollback().await.unwrap();
     let report = task.await.unwrap();
@@ -135,14 +128,8 @@ schedule = "* * * * * *"
 [aggregates.daily_lead_funnel]
 every = "1h"
 "#;
-    let start = || {
-        let addr = free_addr();
-        let running =
-            tally(&["run"]).database(&db.url).env("TALLY_METRICS_ADDR", &addr.to_string()).config_file(toml).spawn();
-        (running, addr)
-    };
-    let (mut a, a_addr) = start();
-    let (mut b, b_addr) = start();
+    let (mut a, a_addr) = start_worker(&db.url, toml);
+    let (mut b, b_addr) = start_worker(&db.url, toml);
 
     // Sample pg_stat_activity: never two refreshes of one aggregate at once.
     let stop = Arc::new(AtomicBool::new(false));
@@ -167,7 +154,27 @@ every = "1h"
             }
         }
     });
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Run until the contention was seen, not for a fixed time: ten refreshes
+    // yielded to the other worker, both workers refreshed, the sampler saw a
+    // REFRESH running.
+    let outcomes = || async {
+        sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT outcome, count(*), count(DISTINCT worker) FROM tally.refresh_runs GROUP BY outcome ORDER BY outcome",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+    };
+    // (runs, workers) with `outcome`.
+    let get = |rows: &[(String, i64, i64)], outcome: &str| {
+        rows.iter().find(|o| o.0 == outcome).map(|o| (o.1, o.2)).unwrap_or((0, 0))
+    };
+    let contended = wait_until(Duration::from_secs(120), || async {
+        let rows = outcomes().await;
+        get(&rows, "locked_elsewhere").0 >= 10 && get(&rows, "success").1 == 2 && most.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    assert!(contended, "no contention seen within 2 minutes: {:?}\n{}\n{}", outcomes().await, a.log(), b.log());
     for addr in [a_addr, b_addr] {
         assert_eq!(http_get(addr, "/healthz").await.map(|(s, _)| s), Some(200));
         assert_eq!(http_get(addr, "/readyz").await.map(|(s, _)| s), Some(200));
@@ -181,14 +188,8 @@ every = "1h"
     assert_eq!(b.wait(Duration::from_secs(30)).await, Some(0), "{}", b.log());
 
     assert_eq!(most.load(Ordering::Relaxed), 1, "at most one REFRESH of an aggregate ran at any moment");
-    let outcomes: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT outcome, count(*), count(DISTINCT worker) FROM tally.refresh_runs GROUP BY outcome ORDER BY outcome",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
-    let get = |name: &str| outcomes.iter().find(|o| o.0 == name).map(|o| (o.1, o.2)).unwrap_or((0, 0));
-    assert!(get("locked_elsewhere").0 > 0, "they did contend: {outcomes:?}");
-    assert_eq!(get("success").1, 2, "both workers refreshed: {outcomes:?}");
-    assert_eq!(get("failure").0, 0, "{outcomes:?}");
+    let outcomes = outcomes().await;
+    assert!(get(&outcomes, "locked_elsewhere").0 > 0, "they did contend: {outcomes:?}");
+    assert_eq!(get(&outcomes, "success").1, 2, "both workers refreshed: {outcomes:?}");
+    assert_eq!(get(&outcomes, "failure").0, 0, "{outcomes:?}");
 }

@@ -13,19 +13,16 @@ use tally::aggregates;
 use tally::db::EphemeralCluster;
 use tally::refresh::RefreshOutcome;
 
-use crate::aggregates::insert_sample_events;
-use crate::harness::{TestDb, config, http_get, tally, wait_until};
-use crate::incremental::assert_matches_scratch;
-use crate::worker::{FAST, metric_of, start_worker, wait_for_metric_within};
-
-async fn ready(addr: SocketAddr) -> Option<u16> {
-    http_get(addr, "/readyz").await.map(|(status, _)| status)
-}
+use crate::harness::{
+    FAST, TestDb, Workload, assert_matches_scratch, assert_rollups_match_scratch, config, create_months, generated,
+    http_get, insert_sample_events, metric_of, ready, refresh_all, start_worker, tally, wait_for_metric_within,
+    wait_until,
+};
 
 /// The two aggregates FAST refreshes equal a computation from scratch.
 async fn fast_aggregates_match_scratch(pool: &PgPool) {
     let names = ["daily_campaign_metrics", "daily_event_counts"];
-    crate::incremental::assert_rollups_match_scratch(pool, &config(""), &names, "after the fault").await;
+    assert_rollups_match_scratch(pool, &config(""), &names, "after the fault").await;
 }
 
 const CAMPAIGN_ROWS: &str = "tally_aggregate_rows{aggregate=\"daily_campaign_metrics\"}";
@@ -72,8 +69,8 @@ async fn postgresql_restarted_under_a_running_worker_is_reconnected_and_refreshe
 #[tokio::test]
 async fn a_worker_killed_in_the_middle_of_a_refresh_leaves_the_aggregate_whole_and_a_restart_finishes() {
     let db = TestDb::migrated().await;
-    crate::incremental::create_months(&db.pool).await;
-    crate::workload::Workload::new(31).apply(&db.pool, 60, false).await;
+    create_months(&db.pool).await;
+    Workload::new(31).apply(&db.pool, 60, false).await;
     let toml = format!(
         "[database]\nlock_timeout = \"60s\"\n[aggregates.daily_campaign_metrics]\nmode = \"incremental\"\n{}",
         FAST.replace("[aggregates.daily_campaign_metrics]\n", "")
@@ -92,7 +89,7 @@ async fn a_worker_killed_in_the_middle_of_a_refresh_leaves_the_aggregate_whole_a
         .execute(&mut *lock)
         .await
         .unwrap();
-    crate::workload::Workload::new(32).apply(&db.pool, 30, false).await;
+    Workload::new(32).apply(&db.pool, 30, false).await;
     assert!(wait_until(Duration::from_secs(20), || async { db.sessions_waiting_for_locks().await >= 1 }).await);
     worker.signal(Signal::SIGKILL);
     worker.wait(Duration::from_secs(10)).await;
@@ -124,7 +121,7 @@ async fn a_worker_killed_in_the_middle_of_a_refresh_leaves_the_aggregate_whole_a
     restarted.signal(Signal::SIGTERM);
     assert_eq!(restarted.wait(Duration::from_secs(30)).await, Some(0));
     let incremental = config("[aggregates.daily_campaign_metrics]\nmode = \"incremental\"\n");
-    crate::incremental::refresh_all(&db.pool, &incremental).await;
+    refresh_all(&db.pool, &incremental).await;
     assert_matches_scratch(&db.pool, &incremental, "after SIGKILL and restart").await;
 }
 
@@ -132,7 +129,7 @@ async fn a_worker_killed_in_the_middle_of_a_refresh_leaves_the_aggregate_whole_a
 async fn an_ingest_killed_mid_file_keeps_whole_batches_and_a_rerun_loads_the_rest_once() {
     let db = TestDb::migrated().await;
     let dir = tempfile::tempdir().unwrap();
-    let file = crate::ingest::generated(dir.path(), 200_000, 10);
+    let file = generated(dir.path(), 200_000, 10);
     let path = file.to_str().unwrap().to_string();
     let mut running = tally(&["ingest", &path, "--batch-rows", "1000"]).database(&db.url).spawn();
     let count = || async {
@@ -218,7 +215,7 @@ async fn a_partition_move_killed_mid_way_loses_nothing_and_a_rerun_finishes_it()
 #[tokio::test]
 async fn a_refresh_out_of_temporary_file_space_fails_clearly_and_keeps_the_aggregate() {
     let db = TestDb::migrated().await;
-    crate::incremental::create_months(&db.pool).await;
+    create_months(&db.pool).await;
     sqlx::query(
         "INSERT INTO marketing.events (event, user_id, session_id, utm_source, occurred_at)
          SELECT 'page_view', 'u' || g, 's' || g, 'src' || g % 50, '2026-09-01'::timestamptz + g * interval '10 seconds'
@@ -229,7 +226,7 @@ async fn a_refresh_out_of_temporary_file_space_fails_clearly_and_keeps_the_aggre
     .unwrap();
     let config = config("");
     let aggregate = aggregates::find("daily_campaign_metrics").unwrap();
-    let refresher = crate::aggregates::refresher(&db.pool, config.clone());
+    let refresher = crate::harness::refresher(&db.pool, config.clone());
     assert_eq!(refresher.refresh(aggregate).await.unwrap().outcome, RefreshOutcome::Success);
     let rows: i64 =
         sqlx::query_scalar("SELECT count(*) FROM reporting.daily_campaign_metrics").fetch_one(&db.pool).await.unwrap();
@@ -244,7 +241,7 @@ async fn a_refresh_out_of_temporary_file_space_fails_clearly_and_keeps_the_aggre
         .await
         .unwrap();
     let limited = db.another_pool().await;
-    let refresher = crate::aggregates::refresher(&limited, config.clone());
+    let refresher = crate::harness::refresher(&limited, config.clone());
     let report = refresher.refresh(aggregate).await.unwrap();
     assert_eq!(report.outcome, RefreshOutcome::Failure);
     let error = report.error.unwrap_or_default();
@@ -256,7 +253,7 @@ async fn a_refresh_out_of_temporary_file_space_fails_clearly_and_keeps_the_aggre
 
     sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE {} RESET ALL", db.name))).execute(&db.pool).await.unwrap();
     let fresh = db.another_pool().await;
-    let refresher = crate::aggregates::refresher(&fresh, config.clone());
+    let refresher = crate::harness::refresher(&fresh, config.clone());
     assert_eq!(refresher.refresh(aggregate).await.unwrap().outcome, RefreshOutcome::Success);
 }
 

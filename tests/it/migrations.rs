@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tally::aggregates::RefreshKind;
 
-use crate::harness::{TestDb, config, repo, tool};
-use crate::incremental::{create_months, refresh_all};
+use crate::harness::{
+    Session, TestDb, Workload, backend_pid, config, create_months, index_state, is_lock_timeout, refresh_all, repo,
+    tool,
+};
 
 fn migration_files() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(repo().join("sql/migrations"))
@@ -83,24 +84,27 @@ async fn first_migrations(count: usize) -> (Migrator, tempfile::TempDir) {
     (migrator, dir)
 }
 
-/// Inserts leads and events until stopped; returns (inserts, slowest insert).
-fn writers(pool: PgPool, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, Duration)> {
+/// Inserts leads and events on `session` until stopped; returns how many.
+/// The session's `lock_timeout` is the longest an insert may wait for a
+/// lock: one held back longer fails, and with it the test.
+fn writer(mut session: Session, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
-        let (mut inserts, mut slowest) = (0u64, Duration::ZERO);
+        let mut inserts = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            let started = Instant::now();
             sqlx::raw_sql(
                 "INSERT INTO marketing.leads (email, source, created_at)
                  VALUES ('w' || gen_random_uuid() || '@example.com', 'google', now());
                  INSERT INTO marketing.events (event, user_id, occurred_at) VALUES ('page_view', 'u1', now());",
             )
-            .execute(&pool)
+            .execute(&mut session.conn)
             .await
-            .expect("every insert succeeds while migrations run");
-            slowest = slowest.max(started.elapsed());
+            .unwrap_or_else(|e| match is_lock_timeout(&e) {
+                true => panic!("an insert waited for a lock longer than lock_timeout: {e}"),
+                false => panic!("every insert succeeds while migrations run: {e}"),
+            });
             inserts += 1;
         }
-        (inserts, slowest)
+        inserts
     })
 }
 
@@ -122,22 +126,22 @@ async fn migrations_under_insert_load_never_make_a_writer_wait_past_lock_timeout
     .await
     .unwrap();
 
-    let lock_timeout = Duration::from_secs(2);
+    // Writers wait for a lock at most the migrations' lock_timeout.
     let config = config("[database]\nlock_timeout = \"2s\"\n");
     let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..3).map(|_| writers(db.pool.clone(), stop.clone())).collect();
+    let mut load = Vec::new();
+    for _ in 0..3 {
+        load.push(writer(db.session_with_lock_timeout("2s").await, stop.clone()));
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let started = Instant::now();
     tally::db::migrate(&db.pool, &db.url, &config.database).await.expect("migrations apply under load");
-    let took = started.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;
     for writer in load {
-        let (inserts, slowest) = writer.await.unwrap();
-        eprintln!("writer: {inserts} inserts, slowest {slowest:?} (migrations took {took:?})");
+        let inserts = writer.await.expect("no insert waited for a lock past lock_timeout");
+        eprintln!("writer: {inserts} inserts");
         assert!(inserts > 0);
-        assert!(slowest < lock_timeout, "an insert waited {slowest:?}, longer than lock_timeout {lock_timeout:?}");
         total += inserts;
     }
     assert!(total > 10, "{total}");
@@ -147,18 +151,6 @@ async fn migrations_under_insert_load_never_make_a_writer_wait_past_lock_timeout
         .unwrap();
     assert_eq!(applied as usize, migration_files().len());
     assert_eq!(index_state(&db.pool).await, Some(true));
-}
-
-/// Whether `leads_created_at_idx` (built CONCURRENTLY by a migration) is
-/// valid; `None` while it does not exist.
-pub async fn index_state(pool: &PgPool) -> Option<bool> {
-    sqlx::query_scalar(
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-         WHERE c.relname = 'leads_created_at_idx'",
-    )
-    .fetch_optional(pool)
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -178,15 +170,51 @@ async fn a_migration_behind_a_long_transaction_gives_up_and_a_later_run_finishes
     let mut reader = reader_pool.begin().await.unwrap();
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *reader).await.unwrap();
     sqlx::query("SELECT count(*) FROM marketing.leads").execute(&mut *reader).await.unwrap();
+    let reader_pid = backend_pid(&mut reader).await;
 
     let config = config("[database]\nlock_timeout = \"300ms\"\n");
-    let failed = tally::db::migrate(&db.pool, &db.url, &config.database).await.expect_err("gives up");
-    let message = failed.to_string();
+    let migrating = AtomicBool::new(true);
+    let migrate = async {
+        let result = tally::db::migrate(&db.pool, &db.url, &config.database).await;
+        migrating.store(false, Ordering::Relaxed);
+        result
+    };
+    // Writers are never blocked meanwhile: an insert goes through while the
+    // build is seen waiting for the report, before and after it.
+    let insert_while_the_build_waits = async {
+        let mut writer = db.session_with_lock_timeout("1s").await;
+        let build_waiting = || async {
+            db.lock_waits().await.into_iter().find(|w| {
+                w.query.contains("CREATE INDEX CONCURRENTLY")
+                    && w.wait_event == "virtualxid"
+                    && w.blocked_by.contains(&reader_pid)
+            })
+        };
+        let mut seen = Vec::new();
+        while migrating.load(Ordering::Relaxed) {
+            if let Some(build) = build_waiting().await {
+                if seen.last() != Some(&build.pid) {
+                    seen.push(build.pid);
+                }
+                sqlx::query("INSERT INTO marketing.leads (email) VALUES ('b' || gen_random_uuid() || '@example.com')")
+                    .execute(&mut writer.conn)
+                    .await
+                    .expect("an insert while the build waits succeeds");
+                if build_waiting().await.is_some_and(|still| still.pid == build.pid) {
+                    return Ok(build.pid);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(seen)
+    };
+    let (failed, meanwhile) = tokio::join!(migrate, insert_while_the_build_waits);
+    let message = failed.expect_err("gives up").to_string();
     assert!(message.contains("lock timeout"), "{message}");
-    // Writers were never blocked meanwhile.
-    let started = Instant::now();
-    sqlx::query("INSERT INTO marketing.leads (email) VALUES ('b@example.com')").execute(&db.pool).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(
+        meanwhile.is_ok(),
+        "no insert completed within one wait of the build for the report (waits seen, by pid): {meanwhile:?}"
+    );
     assert_ne!(index_state(&db.pool).await, Some(true), "the build did not finish");
 
     reader.rollback().await.unwrap();
@@ -201,7 +229,7 @@ async fn a_migration_behind_a_long_transaction_gives_up_and_a_later_run_finishes
 async fn a_changed_aggregate_definition_is_built_beside_and_swapped_in_while_dashboards_read() {
     let db = TestDb::migrated().await;
     create_months(&db.pool).await;
-    crate::workload::Workload::new(21).apply(&db.pool, 80, false).await;
+    Workload::new(21).apply(&db.pool, 80, false).await;
     refresh_all(&db.pool, &config("")).await;
     let rows = |sql: &'static str| {
         let pool = db.pool.clone();

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use crate::harness::{Running, TestDb, free_addr, http_get, metric, repo, tally, tool, wait_until};
+use crate::harness::{Running, TestDb, free_addr, http_get, metric, repo, start_worker, tool, wait_until};
 
 const CONFIG: &str = r#"
 [aggregates.daily_campaign_metrics]
@@ -21,9 +21,7 @@ every = "1s"
 "#;
 
 async fn worker(db: &TestDb) -> (Running, std::net::SocketAddr) {
-    let addr = free_addr();
-    let running =
-        tally(&["run"]).database(&db.url).env("TALLY_METRICS_ADDR", &addr.to_string()).config_file(CONFIG).spawn();
+    let (running, addr) = start_worker(&db.url, CONFIG);
     let ready = wait_until(Duration::from_secs(30), || async {
         let text = http_get(addr, "/metrics").await.map(|(_, b)| b).unwrap_or_default();
         metric(&text, "tally_refreshes_total{aggregate=\"daily_event_counts\",outcome=\"success\"}")

@@ -1,50 +1,12 @@
 //! Partition maintenance against real tables: premake, the maintenance
 //! lock, and the `tally partitions` command (rescue and retention have
-//! their own files). Shared helpers for those files live here.
+//! their own files).
 
-use chrono::NaiveDate;
-use sqlx::PgPool;
 use tally::metrics::Metrics;
-use tally::partitions::{self, ActionResult, MaintenanceReport, Month};
+use tally::partitions::{self, ActionResult};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{TestDb, config, metric, tally};
-
-pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).unwrap()
-}
-
-pub fn month(y: i32, m: u32) -> Month {
-    Month::new(y, m).unwrap()
-}
-
-pub async fn maintain(db: &TestDb, toml: &str, today: NaiveDate) -> Vec<MaintenanceReport> {
-    tally::maintenance::run(&db.pool, &config(toml), today, false, &CancellationToken::new()).await
-}
-
-pub async fn partition_names(pool: &PgPool, parent: &str) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = to_regclass($1) ORDER BY 1",
-    )
-    .bind(parent)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-}
-
-pub fn done(report: &MaintenanceReport, kind: &str) -> Vec<String> {
-    report
-        .actions
-        .iter()
-        .filter(|a| a.kind.as_str() == kind && matches!(a.result, ActionResult::Done { .. }))
-        .map(|a| a.month.map(|m| m.to_string()).unwrap_or_default())
-        .collect()
-}
-
-pub async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(pool).await.unwrap()
-}
+use crate::harness::{TestDb, config, count, day, done, maintain, metric, partition_names, tally};
 
 #[tokio::test]
 async fn premake_creates_the_current_and_future_months_across_a_year_end_once() {

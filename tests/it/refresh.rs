@@ -9,8 +9,7 @@ use tally::metrics::Metrics;
 use tally::refresh::{RefreshOutcome, Refresher, history};
 use tokio_util::sync::CancellationToken;
 
-use crate::aggregates::refresher;
-use crate::harness::{TestDb, config, metric, wait_until};
+use crate::harness::{TestDb, config, metric, refresher, wait_until};
 
 #[tokio::test]
 async fn a_refresh_still_running_in_this_process_is_skipped_and_counted() {

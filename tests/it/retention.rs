@@ -6,8 +6,9 @@ use std::time::Duration;
 use tally::partitions::{self, ActionKind, ActionResult, ManagedTable, Month};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{TestDb, config, tally};
-use crate::partitions::{count, day, done, maintain, month, partition_names};
+use crate::harness::{
+    TestDb, backend_pid, config, count, day, done, maintain, month, partition_names, tally, wait_until,
+};
 
 #[tokio::test]
 async fn retention_retires_old_months_and_a_dry_run_changes_nothing() {
@@ -108,16 +109,13 @@ async fn an_interrupted_detach_concurrently_is_finalized() {
     let _: i64 = sqlx::query_scalar("SELECT count(*) FROM marketing.ad_clicks").fetch_one(&mut *reader).await.unwrap();
     let detacher_pool = db.another_pool().await;
     let mut detacher = detacher_pool.acquire().await.unwrap();
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *detacher).await.unwrap();
+    let pid = backend_pid(&mut detacher).await;
     let detach = tokio::spawn(async move {
         sqlx::raw_sql("ALTER TABLE marketing.ad_clicks DETACH PARTITION marketing.ad_clicks_p2026_01 CONCURRENTLY")
             .execute(&mut *detacher)
             .await
     });
-    assert!(
-        crate::harness::wait_until(Duration::from_secs(10), || async { db.sessions_waiting_for_locks().await >= 1 })
-            .await
-    );
+    assert!(wait_until(Duration::from_secs(10), || async { db.sessions_waiting_for_locks().await >= 1 }).await);
     sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(&db.pool).await.unwrap();
     assert!(detach.await.unwrap().is_err());
     reader.rollback().await.unwrap();

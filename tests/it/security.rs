@@ -8,8 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tally::db::EphemeralCluster;
 
-use crate::harness::{TestDb, free_addr, http_get, tally};
-use crate::worker::wait_for_metric_within;
+use crate::harness::{TestDb, create_months, free_addr, http_get, tally, wait_for_metric_within};
 
 const EVENT_COUNTS_OK: &str = "tally_refreshes_total{aggregate=\"daily_event_counts\",outcome=\"success\"}";
 
@@ -71,7 +70,7 @@ async fn the_worker_needs_only_connect_and_create_on_its_database() {
 #[tokio::test]
 async fn hostile_values_are_stored_as_data_and_never_executed() {
     let db = TestDb::migrated().await;
-    crate::incremental::create_months(&db.pool).await;
+    create_months(&db.pool).await;
     let hostile = [
         "'; DROP TABLE marketing.events; --",
         "Robert'); DROP TABLE marketing.leads;--",

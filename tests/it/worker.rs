@@ -7,47 +7,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tally::db::EphemeralCluster;
 
-use crate::aggregates::insert_sample_events;
-use crate::harness::{Running, TestDb, free_addr, http_get, metric, tally, wait_until};
-
-/// The two events aggregates every second; the others out of the way, so
-/// that the only refreshes that can wait on a lock on marketing.events are
-/// these two.
-pub const FAST: &str = r#"
-[aggregates.daily_campaign_metrics]
-every = "1s"
-[aggregates.daily_event_counts]
-every = "1s"
-[aggregates.daily_lead_funnel]
-enabled = false
-[aggregates.daily_attribution]
-enabled = false
-"#;
-
-pub fn start_worker(url: &tally::db::DatabaseUrl, toml: &str) -> (Running, SocketAddr) {
-    let addr = free_addr();
-    let running = tally(&["run"]).database(url).env("TALLY_METRICS_ADDR", &addr.to_string()).config_file(toml).spawn();
-    (running, addr)
-}
-
-pub async fn metrics(addr: SocketAddr) -> String {
-    http_get(addr, "/metrics").await.map(|(_, body)| body).unwrap_or_default()
-}
-
-/// The value of `series` on the worker at `addr`, if it serves it.
-pub async fn metric_of(addr: SocketAddr, series: &str) -> Option<f64> {
-    metric(&metrics(addr).await, series)
-}
-
-async fn wait_for_metric(addr: SocketAddr, series: &str, at_least: f64) {
-    wait_for_metric_within(addr, series, at_least, Duration::from_secs(30)).await;
-}
-
-/// Waits until `series` on the worker at `addr` reaches `at_least`.
-pub async fn wait_for_metric_within(addr: SocketAddr, series: &str, at_least: f64, within: Duration) {
-    let reached = wait_until(within, || async { metric_of(addr, series).await.is_some_and(|v| v >= at_least) }).await;
-    assert!(reached, "{series} did not reach {at_least} within {within:?}:\n{}", metrics(addr).await);
-}
+use crate::harness::{
+    FAST, Running, TestDb, http_get, insert_sample_events, metric, metrics, start_worker, tally, wait_for_metric,
+    wait_until,
+};
 
 fn successes(aggregate: &str) -> String {
     format!("tally_refreshes_total{{aggregate=\"{aggregate}\",outcome=\"success\"}}")

@@ -6,8 +6,7 @@ use sqlx::PgPool;
 use tally::doctor::Kind;
 
 use super::{expect, explain, find};
-use crate::harness::{TestDb, config};
-use crate::incremental::{create_months, refresh_all};
+use crate::harness::{TestDb, config, create_months, refresh_all};
 
 /// 30,000 events from 2026-09-01, one every 4 minutes: three event names,
 /// 500 users, three sources, two campaigns, a page in `properties`.

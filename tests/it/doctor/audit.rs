@@ -8,8 +8,7 @@ use sqlx::AssertSqlSafe;
 use tally::doctor;
 use tally::doctor::audit::{AuditKind, AuditOptions, own};
 
-use crate::harness::{TestDb, tally, wait_until};
-use crate::incremental::create_months;
+use crate::harness::{TestDb, create_months, index_state, tally, wait_until};
 
 /// Reads `marketing.audited` until the statistics show the scans.
 pub(super) async fn read_and_flush(db: &TestDb, queries: &[&str]) {
@@ -298,5 +297,5 @@ async fn an_invalid_tally_index_is_repaired_by_tally_migrate_as_the_audit_says()
     let out = tally(&["doctor", "--json"]).database(&db.url).output().await;
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["findings"], serde_json::json!([]), "{json:#}");
-    assert_eq!(crate::migrations::index_state(&db.pool).await, Some(true));
+    assert_eq!(index_state(&db.pool).await, Some(true));
 }

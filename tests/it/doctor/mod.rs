@@ -11,8 +11,7 @@ mod sightings;
 use sqlx::{AssertSqlSafe, PgPool};
 use tally::doctor::{self, ExplainOptions, Finding, Kind, Report};
 
-use crate::harness::{TestDb, config, tally};
-use crate::incremental::{create_months, refresh_all};
+use crate::harness::{TestDb, config, create_months, refresh_all, tally};
 
 /// marketing.clicks: 50,000 clicks (a fifth from each of five countries, one
 /// per minute before 2026-11-01, 1,000 channels, 25 not 'done', 10 with the

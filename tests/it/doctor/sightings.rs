@@ -15,8 +15,7 @@ use serde_json::Value;
 use sqlx::{AssertSqlSafe, PgPool};
 
 use super::audit::read_and_flush;
-use crate::harness::{TestDb, server_url, tally};
-use crate::worker::start_worker;
+use crate::harness::{TestDb, server_url, start_worker, tally};
 
 /// `--min-stats-age` of these tests: the fresh database is made older than it.
 const THRESHOLD: &str = "2s";

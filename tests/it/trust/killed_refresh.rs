@@ -9,8 +9,7 @@ use nix::sys::signal::Signal;
 use sqlx::Connection;
 use tally::refresh::attempt::REFRESH_LOCK_CLASS;
 
-use crate::aggregates::insert_sample_events;
-use crate::harness::{TestDb, tally, wait_until};
+use crate::harness::{TestDb, backend_pid, insert_sample_events, refresher, tally, wait_until};
 
 /// Sessions tally has open on this database.
 async fn tally_sessions(db: &TestDb) -> i64 {
@@ -63,7 +62,7 @@ async fn a_one_shot_refresh_waits_for_another_process_then_refreshes_or_fails_na
     insert_sample_events(&db.pool).await;
     let holder_pool = db.another_pool().await;
     let mut holder = holder_pool.begin().await.unwrap();
-    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *holder).await.unwrap();
+    let holder_pid = backend_pid(&mut holder).await;
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext('daily_event_counts'))")
         .bind(REFRESH_LOCK_CLASS)
         .execute(&mut *holder)
@@ -80,7 +79,11 @@ async fn a_one_shot_refresh_waits_for_another_process_then_refreshes_or_fails_na
 
     // Released while it waits: it refreshes and exits 0.
     let waiting = tally(&["refresh", "daily_event_counts", "--wait", "60s"]).database(&db.url).spawn();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let blocked = wait_until(Duration::from_secs(60), || async {
+        db.lock_waits().await.iter().any(|w| w.wait_event == "advisory" && w.blocked_by.contains(&holder_pid))
+    })
+    .await;
+    assert!(blocked, "the refresh waits for the holder's advisory lock: {}", waiting.log());
     holder.rollback().await.unwrap();
     let waited = waiting.child.wait_with_output();
     let waited = tokio::time::timeout(Duration::from_secs(60), waited).await.unwrap().unwrap();
@@ -129,7 +132,7 @@ async fn a_server_that_stops_answering_mid_refresh_fails_the_attempt_instead_of_
     let config = crate::harness::config(
         "[database]\nstatement_timeout = \"2s\"\nlock_timeout = \"60s\"\n[refresh]\nmax_attempts = 1\n",
     );
-    let refresher = crate::aggregates::refresher(&db.pool, config);
+    let refresher = refresher(&db.pool, config);
     let lock = db.lock_events().await;
     let aggregate = tally::aggregates::find("daily_event_counts").unwrap();
     let refresh = tokio::spawn(async move { refresher.refresh(aggregate).await });

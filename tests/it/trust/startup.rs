@@ -3,14 +3,14 @@
 //! documented series is on `/metrics`, a host name for the metrics address,
 //! a second Ctrl-C that stops at once.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use tally::db::EphemeralCluster;
 
-use crate::harness::{TestDb, free_addr, http_get, metric, tally, wait_until};
-use crate::worker::{FAST, metrics, start_worker};
+use crate::harness::{
+    FAST, TestDb, free_addr, http_get, insert_sample_events, metric, metrics, ready, start_worker, tally, wait_until,
+};
 
 #[tokio::test]
 async fn a_missing_database_or_role_or_a_wrong_password_fails_at_once_with_the_servers_reason() {
@@ -59,10 +59,6 @@ async fn a_missing_database_or_role_or_a_wrong_password_fails_at_once_with_the_s
     admin.close().await;
     let mut cluster = cluster;
     tokio::task::spawn_blocking(move || cluster.stop()).await.unwrap().unwrap();
-}
-
-async fn ready(addr: SocketAddr) -> Option<u16> {
-    http_get(addr, "/readyz").await.map(|(status, _)| status)
 }
 
 #[tokio::test]
@@ -148,7 +144,7 @@ async fn a_second_signal_during_the_grace_period_stops_at_once_and_the_server_ca
     let toml = format!("[database]\nlock_timeout = \"120s\"\n[refresh]\nshutdown_grace = \"120s\"\n{FAST}");
     let (mut worker, addr) = start_worker(&db.url, &toml);
     assert!(wait_until(Duration::from_secs(30), || async { ready(addr).await == Some(200) }).await);
-    crate::aggregates::insert_sample_events(&db.pool).await;
+    insert_sample_events(&db.pool).await;
     let lock = db.lock_events().await;
     assert!(wait_until(Duration::from_secs(20), || async { db.sessions_waiting_for_locks().await >= 1 }).await);
 

@@ -1,10 +1,10 @@
-//! The lead funnel and campaign performance by hand, and the view's place
-//! in the dependency order.
+//! The `reporting.campaign_performance` view by hand (spend joined, no
+//! division by zero) and its place in the dependency order; and the lead
+//! funnel, by hand, in UTC and New York.
 
 use sqlx::PgPool;
 
-use crate::attribution::{conversion, lead, refresh_all};
-use crate::harness::{TestDb, tally};
+use crate::harness::{TestDb, config, conversion, lead, refresh_all, tally};
 
 #[derive(sqlx::FromRow)]
 struct Performance {
@@ -50,7 +50,7 @@ async fn the_lead_funnel_by_hand_in_utc_and_new_york() {
     let row = |d: &str, s: &str, c: &str, n: i64, q: i64, v: i64, avg: &str| {
         (d.to_string(), s.to_string(), c.to_string(), n, q, v, avg.to_string())
     };
-    refresh_all(&db.pool, "").await;
+    refresh_all(&db.pool, &config("")).await;
     assert_eq!(
         funnel(db.pool.clone()).await,
         [
@@ -60,7 +60,7 @@ async fn the_lead_funnel_by_hand_in_utc_and_new_york() {
             row("2026-11-02", "google", "brand", 1, 1, 1, "25.00"),
         ]
     );
-    refresh_all(&db.pool, "reporting_timezone = \"America/New_York\"").await;
+    refresh_all(&db.pool, &config("reporting_timezone = \"America/New_York\"")).await;
     assert_eq!(
         funnel(db.pool.clone()).await,
         [
@@ -97,7 +97,7 @@ async fn campaign_performance_joins_spend_and_never_divides_by_zero() {
     let l = lead(pool, "u1@example.com", Some("u1"), Some("google"), Some("brand")).await;
     conversion(pool, &l, "signup", "0", "2026-11-20 09:05+00").await;
     conversion(pool, &l, "purchase", "250.00", "2026-11-20 10:00+00").await;
-    refresh_all(pool, "").await;
+    refresh_all(pool, &config("")).await;
 
     let rows: Vec<Performance> = sqlx::query_as(
         "SELECT day::text, utm_source, utm_campaign, spend::text, impressions, clicks, visitors, signups, purchases,

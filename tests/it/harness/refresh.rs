@@ -1,0 +1,62 @@
+//! Refreshing aggregates in the test process (no worker), and checking
+//! what they hold against their definitions computed from scratch.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tally::aggregates::{self, Kind, RefreshKind};
+use tally::config::Config;
+use tally::metrics::Metrics;
+use tally::refresh::{RefreshOutcome, Refresher};
+use tokio_util::sync::CancellationToken;
+
+/// A refresher on `pool`, with metrics for every aggregate.
+pub fn refresher(pool: &PgPool, config: Arc<Config>) -> Refresher {
+    let names: Vec<(&str, &str)> = aggregates::REGISTRY.iter().map(|a| (a.name, "concurrently")).collect();
+    Refresher::new(pool.clone(), config, Arc::new(Metrics::new(&names)), CancellationToken::new())
+}
+
+/// Refreshes every aggregate, rollups and views, in dependency order, and
+/// checks each succeeded; returns the rollups' (name, kind, days refreshed).
+pub async fn refresh_all(pool: &PgPool, config: &Arc<Config>) -> Vec<(String, RefreshKind, Option<i64>)> {
+    let refresher = refresher(pool, config.clone());
+    let mut kinds = Vec::new();
+    for aggregate in aggregates::REGISTRY {
+        let report = refresher.refresh(aggregate).await.unwrap();
+        assert_eq!(report.outcome, RefreshOutcome::Success, "{}: {:?}", aggregate.name, report.error);
+        if aggregate.kind == Kind::Rollup {
+            kinds.push((aggregate.name.to_string(), report.kind.unwrap(), report.days));
+        }
+    }
+    kinds
+}
+
+/// Every rollup equals its definition computed from scratch, row for row.
+pub async fn assert_matches_scratch(pool: &PgPool, config: &Config, context: &str) {
+    let rollups: Vec<&str> = aggregates::REGISTRY.iter().filter(|a| a.kind == Kind::Rollup).map(|a| a.name).collect();
+    assert_rollups_match_scratch(pool, config, &rollups, context).await;
+}
+
+/// The named rollups equal their definitions computed from scratch, row for row.
+pub async fn assert_rollups_match_scratch(pool: &PgPool, config: &Config, names: &[&str], context: &str) {
+    for aggregate in names.iter().map(|n| aggregates::find(n).expect("a known aggregate")) {
+        let table = aggregate.qualified_name();
+        let scratch = aggregate.definition(config);
+        let differences: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT x::text FROM (
+                 (SELECT 'stored' AS side, * FROM {table} EXCEPT ALL SELECT 'stored', * FROM ({scratch}) AS s)
+                 UNION ALL
+                 (SELECT 'scratch', * FROM ({scratch}) AS s EXCEPT ALL SELECT 'scratch', * FROM {table})) AS x
+             LIMIT 10"
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(
+            differences.is_empty(),
+            "{context}: {} differs from a full computation:\n{}",
+            aggregate.name,
+            differences.join("\n")
+        );
+    }
+}
