@@ -7,6 +7,7 @@
 //! Each size gets a database of its own (`tally_bench_<events>`), created on
 //! the `DATABASE_URL` server (or a throwaway cluster) and dropped afterwards.
 
+mod attribution;
 mod copy;
 mod dashboards;
 mod ingest;
@@ -74,6 +75,7 @@ async fn measure(
         return Ok(report);
     }
     let mut refreshes = Vec::new();
+    let mut attributions = Vec::new();
     let mut copy = None;
     let mut ingested = None;
     let mut dashboards = None;
@@ -92,14 +94,23 @@ async fn measure(
         if measured.is_ok() && last && options.ingest_rows > 0 {
             ingested = Some(ingest::measure(&pool, config, options.ingest_rows).await);
         }
+        // Last on this database: it leaves daily_attribution incremental.
+        let attributed = match &measured {
+            Ok(_) => Some(attribution::measure(&pool, config, *events, options).await),
+            Err(_) => None,
+        };
         pool.close().await;
         drop_database(&admin, &name).await;
         refreshes.push(measured?);
+        if let Some(attributed) = attributed {
+            attributions.push(attributed?);
+        }
         if let Some(copied) = copied {
             copy = Some(copied?);
         }
     }
     report.push_str(&refresh::table(&refreshes, options));
+    report.push_str(&attribution::table(&attributions, options));
     if let Some(copy) = copy {
         report.push_str(&copy::table(&copy));
     }

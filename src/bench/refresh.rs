@@ -48,8 +48,8 @@ pub(super) async fn measure(
     let aggregate =
         aggregates::find(AGGREGATE).ok_or_else(|| Error::runtime("bench", "the campaign aggregate is missing"))?;
 
-    let concurrently_config = Arc::new(with_mode(config, "concurrently")?);
-    let incremental_config = Arc::new(with_mode(config, "incremental")?);
+    let concurrently_config = Arc::new(with_mode(config, AGGREGATE, "concurrently")?);
+    let incremental_config = Arc::new(with_mode(config, AGGREGATE, "incremental")?);
     let (build, _) = timed_refresh(pool, &concurrently_config, aggregate).await?;
     let days: Vec<chrono::NaiveDate> =
         (0..options.repeat).map(|i| (generated.anchor - Days::new(5 + u64::from(i))).date_naive()).collect();
@@ -92,9 +92,10 @@ pub(super) async fn measure(
     })
 }
 
-fn with_mode(config: &Config, mode: &str) -> Result<Config, Error> {
+/// `config` with `aggregate` in `mode`.
+pub(super) fn with_mode(config: &Config, aggregate: &str, mode: &str) -> Result<Config, Error> {
     let text = format!(
-        "reporting_timezone = \"{}\"\nattribution_lookback_days = {}\n[aggregates.{AGGREGATE}]\nmode = \"{mode}\"\n",
+        "reporting_timezone = \"{}\"\nattribution_lookback_days = {}\n[aggregates.{aggregate}]\nmode = \"{mode}\"\n",
         config.reporting_timezone.name(),
         config.attribution_lookback_days
     );
@@ -102,7 +103,7 @@ fn with_mode(config: &Config, mode: &str) -> Result<Config, Error> {
 }
 
 /// Refreshes through tally's own path; returns the duration and the days rewritten.
-async fn timed_refresh(
+pub(super) async fn timed_refresh(
     pool: &PgPool,
     config: &Arc<Config>,
     aggregate: &'static Aggregate,
@@ -136,7 +137,7 @@ async fn change_one_percent(pool: &PgPool, day: chrono::NaiveDate) -> Result<i64
 }
 
 /// The incremental table must equal a full computation, or the figures mean nothing.
-async fn verify(pool: &PgPool, config: &Config, aggregate: &Aggregate) -> Result<(), Error> {
+pub(super) async fn verify(pool: &PgPool, config: &Config, aggregate: &Aggregate) -> Result<(), Error> {
     match super::differences(pool, config, aggregate).await? {
         0 => Ok(()),
         n => Err(Error::runtime(

@@ -137,6 +137,9 @@ async fn bench_measures_both_modes_the_trigger_overhead_and_ingest() {
     assert!(out.stdout.starts_with("Machine: "), "{}", out.stdout);
     let row = out.stdout.lines().find(|l| l.starts_with("| 4000 |")).unwrap_or_else(|| panic!("{}", out.stdout));
     assert!(row.contains("(1 day)") && row.ends_with("× |"), "{row}");
+    let attribution = out.stdout.split("Attribution: build of").nth(1).unwrap_or_else(|| panic!("{}", out.stdout));
+    let row = attribution.lines().find(|l| l.starts_with("| 4000 |")).unwrap_or_else(|| panic!("{attribution}"));
+    assert!(row.ends_with("(1 day) |"), "one changed day of conversions is one day rewritten: {row}");
     assert!(out.stdout.contains("COPY of 3000 events"), "{}", out.stdout);
     assert!(out.stdout.contains("Trigger overhead: "), "{}", out.stdout);
     let ingest =
