@@ -42,7 +42,8 @@ pub struct Aggregate {
     pub description: &'static str,
     /// The SELECT that defines it (a file under `sql/aggregates/`), with
     /// `{{tz}}` for the reporting timezone, `{{lookback_days}}` for the
-    /// attribution lookback, `{{scope}}` for the days being recomputed and
+    /// attribution lookback, `{{half_life_days}}` for the time-decay
+    /// half-life, `{{scope}}` for the days being recomputed and
     /// the touch-window calls of [`rules::expand_touch_window`].
     pub sql: &'static str,
     /// Columns of its unique key (one row per key), in index order.
@@ -97,7 +98,7 @@ pub static REGISTRY: &[Aggregate] = &[
     Aggregate {
         name: "daily_attribution",
         kind: Kind::Rollup,
-        description: "conversions and revenue credited by the first_touch, last_touch and linear models",
+        description: "conversions and revenue credited by the first_touch, last_touch, linear, time_decay and position_based models",
         sql: include_str!("../../sql/aggregates/daily_attribution.sql"),
         key: &["day", "model", "utm_source", "utm_campaign"],
         depends_on: &[],
@@ -152,6 +153,7 @@ impl Aggregate {
         rules::expand_touch_window(self.sql, config.attribution_lookback_days)
             .replace("{{tz}}", &config.reporting_timezone.sql_literal())
             .replace("{{lookback_days}}", &config.attribution_lookback_days.to_string())
+            .replace("{{half_life_days}}", &config.attribution_half_life_days.to_string())
             .replace("{{scope}}", scope)
     }
 

@@ -95,9 +95,11 @@ pub(super) async fn measure(
 /// `config` with `aggregate` in `mode`.
 pub(super) fn with_mode(config: &Config, aggregate: &str, mode: &str) -> Result<Config, Error> {
     let text = format!(
-        "reporting_timezone = \"{}\"\nattribution_lookback_days = {}\n[aggregates.{aggregate}]\nmode = \"{mode}\"\n",
+        "reporting_timezone = \"{}\"\nattribution_lookback_days = {}\nattribution_half_life_days = {}\n\
+         [aggregates.{aggregate}]\nmode = \"{mode}\"\n",
         config.reporting_timezone.name(),
-        config.attribution_lookback_days
+        config.attribution_lookback_days,
+        config.attribution_half_life_days
     );
     Ok(Config::from_toml(&text, std::path::Path::new("(bench)"))?)
 }

@@ -44,6 +44,8 @@ struct ConfigFile {
     reporting_timezone: Timezone,
     /// Attribution counts touches less than this many days before a conversion.
     attribution_lookback_days: Option<u32>,
+    /// The time-decay model halves a touch's weight every this many days.
+    attribution_half_life_days: Option<u32>,
     database: DatabaseConfig,
     partitions: PartitionsConfig,
     refresh: RefreshConfig,
@@ -59,6 +61,8 @@ pub struct Config {
     pub reporting_timezone: Timezone,
     /// Attribution counts touches less than this many days before a conversion.
     pub attribution_lookback_days: u32,
+    /// The time-decay model halves a touch's weight every this many days.
+    pub attribution_half_life_days: u32,
     pub database: DatabaseConfig,
     pub partitions: PartitionsConfig,
     pub refresh: RefreshConfig,

@@ -39,6 +39,7 @@ fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("reporting_timezone"),
         Just("attribution_lookback_days"),
+        Just("attribution_half_life_days"),
         Just("max_connections"),
         Just("statement_timeout"),
         Just("lock_timeout"),

@@ -18,6 +18,7 @@ fn defaults_match_the_spec() {
     let config = Config::load(None).unwrap();
     assert_eq!(config.reporting_timezone.name(), "UTC");
     assert_eq!(config.attribution_lookback_days, 30);
+    assert_eq!(config.attribution_half_life_days, 7);
     assert_eq!(config.database.max_connections, 5);
     assert_eq!(config.database.lock_timeout.0, Duration::from_secs(5));
     assert_eq!(config.partitions.premake_months, 3);
@@ -122,6 +123,13 @@ fn schedule_and_every_are_exclusive() {
 fn zero_values_are_rejected() {
     let text = error_text("[refresh]\nmax_concurrent = 0\n");
     assert!(text.contains("`refresh.max_concurrent`: must be at least 1"), "{text}");
+    let text = error_text("attribution_half_life_days = 0\n");
+    assert!(text.contains("`attribution_half_life_days`: must be at least 1"), "{text}");
+    let text = error_text("attribution_half_life_days = 4000\n");
+    assert!(text.contains("`attribution_half_life_days`: must be at most 3650"), "{text}");
+    let text = error_text("attribution_half_life_days = 1.5\n");
+    assert!(text.contains("attribution_half_life_days"), "{text}");
+    assert_eq!(parse("attribution_half_life_days = 14\n").unwrap().attribution_half_life_days, 14);
 }
 
 #[test]

@@ -15,6 +15,7 @@ impl ConfigFile {
             reason,
         };
         let lookback = self.attribution_lookback_days.unwrap_or(30);
+        let half_life = self.attribution_half_life_days.unwrap_or(7);
         // Upper bounds far above any real use, and below what would
         // overflow where the value goes (a pool's slots, month arithmetic,
         // an SQL interval, an i32 day count) or retry a failure for ever.
@@ -24,6 +25,7 @@ impl ConfigFile {
             ("refresh.max_attempts", self.refresh.max_attempts, 1, 100),
             ("refresh.history_days", self.refresh.history_days, 1, 36_500),
             ("attribution_lookback_days", lookback, 1, 3_650),
+            ("attribution_half_life_days", half_life, 1, 3_650),
             ("partitions.premake_months", self.partitions.premake_months, 0, 120),
             ("partitions.rescue_batch_rows", self.partitions.rescue_batch_rows, 1, 10_000_000),
         ];
@@ -128,6 +130,7 @@ impl ConfigFile {
         Ok(Config {
             reporting_timezone: self.reporting_timezone,
             attribution_lookback_days: lookback,
+            attribution_half_life_days: half_life,
             database: self.database,
             partitions: self.partitions,
             refresh: self.refresh,

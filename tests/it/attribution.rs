@@ -1,4 +1,5 @@
-//! Three-model attribution by hand, with the edge cases SPEC §4 spells out.
+//! Five-model attribution by hand, with the edge cases SPEC §4 and §4.2
+//! spell out, and each model's credit summing to one conversion.
 
 use sqlx::PgPool;
 
@@ -72,9 +73,26 @@ async fn attribution_credits_each_model_by_hand() {
             c("2026-11-20", "linear", "linkedin", "(none)", "0.25", "25"),
             c("2026-11-20", "linear", "tiktok", "collab", "0.25", "25"),
             c("2026-11-20", "linear", "trade_show", "expo", "1", "50"),
+            // Touches in order: linkedin, google, bing, tiktok (same instant as bing, higher id).
+            c("2026-11-20", "position_based", "(none)", "(none)", "1", "30"),
+            c("2026-11-20", "position_based", "bing", "generic", "0.1", "10"),
+            c("2026-11-20", "position_based", "google", "brand", "0.1", "10"),
+            c("2026-11-20", "position_based", "linkedin", "(none)", "0.4", "40"),
+            c("2026-11-20", "position_based", "tiktok", "collab", "0.4", "40"),
+            c("2026-11-20", "position_based", "trade_show", "expo", "1", "50"),
+            // Weights 2^(-a/7): google a = 10 days, bing and tiktok 1 hour, linkedin
+            // 30 days less 1 s; each gets its weight over the sum (computed by hand).
+            c("2026-11-20", "time_decay", "(none)", "(none)", "1", "30"),
+            c("2026-11-20", "time_decay", "bing", "generic", "0.412453201312", "41.245320131189"),
+            c("2026-11-20", "time_decay", "google", "brand", "0.153859271948", "15.38592719477"),
+            c("2026-11-20", "time_decay", "linkedin", "(none)", "0.021234325429", "2.123432542852"),
+            c("2026-11-20", "time_decay", "tiktok", "collab", "0.412453201312", "41.245320131189"),
+            c("2026-11-20", "time_decay", "trade_show", "expo", "1", "50"),
             c("2026-11-21", "first_touch", "google", "(none)", "1", "0"),
             c("2026-11-21", "last_touch", "linkedin", "webinar", "1", "0"),
             c("2026-11-21", "linear", "linkedin", "webinar", "1", "0"),
+            c("2026-11-21", "position_based", "linkedin", "webinar", "1", "0"),
+            c("2026-11-21", "time_decay", "linkedin", "webinar", "1", "0"),
         ]
     );
 
@@ -84,18 +102,75 @@ async fn attribution_credits_each_model_by_hand() {
         sqlx::query("DELETE FROM marketing.leads WHERE id = $1::uuid").bind(&l1).execute(pool).await.unwrap_err();
     assert!(refused.to_string().contains("violates foreign key constraint"), "{refused}");
 
-    // A shorter lookback drops the older touches.
+    // A shorter lookback drops the older touches; two touches at one
+    // instant: half each, in every model that splits.
     refresh_all(pool, &config("attribution_lookback_days = 7")).await;
-    let linear: Vec<Credit> =
-        credits(pool).await.into_iter().filter(|r| r.1 == "linear" && r.0 == "2026-11-20").collect();
+    let split: Vec<Credit> = credits(pool)
+        .await
+        .into_iter()
+        .filter(|r| ["linear", "position_based", "time_decay"].contains(&r.1.as_str()) && r.0 == "2026-11-20")
+        .collect();
+    let mut expected = Vec::new();
+    for model in ["linear", "position_based", "time_decay"] {
+        expected.extend([
+            c("2026-11-20", model, "(none)", "(none)", "1", "30"),
+            c("2026-11-20", model, "bing", "generic", "0.5", "50"),
+            c("2026-11-20", model, "tiktok", "collab", "0.5", "50"),
+            c("2026-11-20", model, "trade_show", "expo", "1", "50"),
+        ]);
+    }
+    assert_eq!(split, expected);
+
+    // The half-life is a setting: with 1 day, google (10 days back) weighs 2^-10 of a fresh touch.
+    refresh_all(pool, &config("attribution_half_life_days = 1")).await;
+    let decay: Vec<Credit> = credits(pool)
+        .await
+        .into_iter()
+        .filter(|r| r.1 == "time_decay" && r.0 == "2026-11-20" && r.2 == "google")
+        .collect();
+    let weights =
+        [2f64.powf(-10.0), 2f64.powf(-1.0 / 24.0), 2f64.powf(-1.0 / 24.0), 2f64.powf(-(30.0 - 1.0 / 86_400.0))];
+    let google = weights[0] / weights.iter().sum::<f64>();
+    let [(.., conversions, revenue)] = decay.as_slice() else { panic!("one google time_decay row: {decay:?}") };
+    let (conversions, revenue): (f64, f64) = (conversions.parse().unwrap(), revenue.parse().unwrap());
+    assert!((conversions - google).abs() < 1e-11 && (revenue - 100.0 * google).abs() < 1e-9, "{decay:?} vs {google}");
+}
+
+#[tokio::test]
+async fn every_model_credits_each_conversion_exactly_once() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    // 1 to 6 touches per conversion, some far back (2^(-30/1) underflows
+    // nothing: weights are relative to the latest touch), some at one instant.
+    for n in 0..7 {
+        let user = format!("u{n}");
+        let l = lead(pool, &format!("l{n}@example.com"), Some(&user), Some("ads"), Some("a")).await;
+        conversion(pool, &l, "purchase", "7.00", "2026-11-20 12:00+00").await;
+        for i in 0..n {
+            let at = format!("2026-11-{:02} 12:00+00", 20 - (i * 29 / 6).min(29));
+            touch(pool, &user, Some(&format!("s{i}")), Some("x"), &at).await;
+        }
+    }
+    refresh_all(
+        pool,
+        &config(
+            "attribution_half_life_days = 1
+attribution_lookback_days = 30",
+        ),
+    )
+    .await;
+    let sums: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT model, trim_scale(round(sum(conversions), 12))::text, trim_scale(round(sum(revenue), 12))::text
+         FROM reporting.daily_attribution GROUP BY model ORDER BY model",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let each = |model: &str| (model.to_string(), "7".to_string(), "49".to_string());
     assert_eq!(
-        linear,
-        [
-            c("2026-11-20", "linear", "(none)", "(none)", "1", "30"),
-            c("2026-11-20", "linear", "bing", "generic", "0.5", "50"),
-            c("2026-11-20", "linear", "tiktok", "collab", "0.5", "50"),
-            c("2026-11-20", "linear", "trade_show", "expo", "1", "50"),
-        ]
+        sums,
+        ["first_touch", "last_touch", "linear", "position_based", "time_decay"].map(each),
+        "7 conversions of 7.00, whatever the number of touches"
     );
 }
 

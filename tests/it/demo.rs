@@ -99,7 +99,7 @@ async fn on_generated_data_every_model_credits_each_conversion_once() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(models, 3);
+    assert_eq!(models, 5, "first_touch, last_touch, linear, time_decay, position_based");
 }
 
 #[tokio::test]
