@@ -18,6 +18,8 @@ pub struct Status {
     pub generated_at: DateTime<Utc>,
     pub aggregates: Vec<AggregateStatus>,
     pub tables: Vec<TableStatus>,
+    /// Visitor sketches (`visitors_hll`, postgresql-hll) are on.
+    pub sketches: bool,
 }
 
 /// One aggregate's line.
@@ -140,7 +142,8 @@ pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Resu
         };
         tables.push(line);
     }
-    Ok(Status { generated_at: now, aggregates: aggregate_lines, tables })
+    let sketches = aggregates::Features::detect(&mut *pool.acquire().await?).await?.sketches;
+    Ok(Status { generated_at: now, aggregates: aggregate_lines, tables, sketches })
 }
 
 /// The human-readable form.
@@ -184,6 +187,17 @@ pub fn render_text(status: &Status) -> String {
             "  {}: {} monthly partitions ({covered}), {} future months, {} rows in the default partition\n",
             t.table, t.partitions, t.future_months, t.default_partition_rows
         ));
+    }
+    out.push_str(
+        "VISITOR SKETCHES
+",
+    );
+    match status.sketches {
+        true => out.push_str(
+            "  on: visitors over any range = hll_cardinality(hll_union_agg(visitors_hll))
+",
+        ),
+        false => out.push_str(&format!("  off: {}\n", aggregates::features::SKETCHES_HINT)),
     }
     out
 }

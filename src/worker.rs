@@ -140,6 +140,7 @@ async fn start_up(
         readiness.starting("applying migrations");
         db::migrate(pool, url, &config.database).await?;
     }
+    crate::aggregates::features::prepare(pool).await;
     warn_about_retention(config);
     readiness.starting("maintaining partitions");
     // Install, update or remove the invalidation triggers of incremental mode.

@@ -2,6 +2,8 @@
 -- <tz> is replaced by the configured reporting_timezone as a quoted literal;
 -- <scope> by `true`, or (incremental mode) by the occurred_at ranges of the
 -- days being recomputed.
+-- <visitors_hll> by the sketch of the same user_ids (postgresql-hll, log2m
+-- 14) when the server has the extension, or nothing (SPEC §4.1).
 -- A missing or empty UTM value groups under '(none)'.
 -- revenue counts properties.revenue of purchase events only when it is a JSON
 -- number; any other value counts as 0 and never fails the refresh.
@@ -12,7 +14,7 @@ SELECT
     coalesce(nullif(e.utm_campaign, ''), '(none)')             AS utm_campaign,
     count(*)                                                   AS events,
     count(*) FILTER (WHERE e.event = 'page_view')              AS page_views,
-    count(DISTINCT e.user_id)                                  AS visitors,
+    count(DISTINCT e.user_id)                                  AS visitors{{visitors_hll}},
     count(DISTINCT e.session_id)                               AS sessions,
     count(*) FILTER (WHERE e.event = 'signup')                 AS signups,
     count(*) FILTER (WHERE e.event = 'purchase')               AS purchases,

@@ -23,7 +23,8 @@ pub async fn refresh(
     aggregate: &Aggregate,
     config: &Config,
 ) -> Result<(RefreshKind, i64), ModeError> {
-    let definition = aggregate.definition(config);
+    let features = super::Features::detect(conn).await?;
+    let definition = aggregate.definition(config, features);
     let fingerprint = build::fingerprint(conn, &definition, Mode::Concurrently).await?;
     let kind = match catalog::relation(conn, aggregate.name).await? {
         None => {

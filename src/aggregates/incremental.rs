@@ -44,7 +44,8 @@ pub struct Outcome {
 
 /// Brings the aggregate up to date inside the caller's transaction.
 pub async fn refresh(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Outcome, ModeError> {
-    let definition = aggregate.definition(config);
+    let features = super::Features::detect(conn).await?;
+    let definition = aggregate.definition(config, features);
     let fingerprint = build::fingerprint(conn, &definition, Mode::Incremental).await?;
     let (kind, days) = match catalog::relation(conn, aggregate.name).await? {
         None => {
@@ -69,7 +70,7 @@ pub async fn refresh(conn: &mut PgConnection, aggregate: &Aggregate, config: &Co
                 execute(conn, format!("INSERT INTO {table} {definition}")).await?;
                 (RefreshKind::Incremental, None)
             } else {
-                rewrite(conn, aggregate, config, &claimed.days).await?;
+                rewrite(conn, aggregate, config, features, &claimed.days).await?;
                 (RefreshKind::Incremental, Some(claimed.days.len() as i64))
             }
         }
@@ -101,6 +102,7 @@ async fn rewrite(
     conn: &mut PgConnection,
     aggregate: &Aggregate,
     config: &Config,
+    features: super::Features,
     days: &[NaiveDate],
 ) -> Result<(), sqlx::Error> {
     if days.is_empty() {
@@ -116,7 +118,7 @@ async fn rewrite(
     } else {
         scope(aggregate.scope_column, &config.reporting_timezone.sql_literal(), days)
     };
-    execute(conn, format!("INSERT INTO {table} {}", aggregate.scoped_definition(config, &scope))).await
+    execute(conn, format!("INSERT INTO {table} {}", aggregate.scoped_definition(config, features, &scope))).await
 }
 
 /// The condition on `column` selecting exactly the rows whose day (in the

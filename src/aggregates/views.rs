@@ -69,7 +69,8 @@ pub async fn ensure(conn: &mut PgConnection, view: &Aggregate, config: &Config) 
             return Ok(ViewState::InputsMissing);
         }
     }
-    let definition = view.definition(config);
+    // A view reads its rollups' columns by name: no server feature changes it.
+    let definition = view.definition(config, super::Features::default());
     let fingerprint = catalog::fingerprint(conn, &definition).await?;
     match catalog::relation(conn, view.name).await? {
         Some(existing) if existing.relkind != "v" => {

@@ -86,6 +86,7 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
             let url = required_url()?;
             let pool = connect_one(&config, &url, &shutdown).await?;
             db::migrate(&pool, &url, &config.database).await?;
+            crate::aggregates::features::prepare(&pool).await;
             Ok(())
         }
         Command::Partitions { dry_run } => partitions(&config, dry_run, &shutdown).await,

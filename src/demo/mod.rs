@@ -49,6 +49,7 @@ async fn demo(
 ) -> Result<(), Error> {
     let pool = db::connect(url, &config.database, Patience::For(config.database.connect_timeout.0), &shutdown).await?;
     db::migrate(&pool, url, &config.database).await?;
+    crate::aggregates::features::prepare(&pool).await;
     // Any raw data at all, not only events: a demo run with `--events 0`
     // loads leads, conversions and spend, and a second run must not add
     // them again.

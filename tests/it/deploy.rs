@@ -64,8 +64,10 @@ fn the_dockerfile_passes_hadolint_and_has_what_the_container_needs() {
         assert!(dockerfile.contains(needed), "Dockerfile lacks {needed}");
     }
     let Some(hadolint) = tool("hadolint") else { return };
-    let (ok, output) = run(&hadolint, &["Dockerfile"], repo());
-    assert!(ok, "hadolint:\n{output}");
+    for file in ["Dockerfile", "deploy/postgres.Dockerfile"] {
+        let (ok, output) = run(&hadolint, &[file], repo());
+        assert!(ok, "hadolint {file}:\n{output}");
+    }
 }
 
 #[test]
@@ -75,7 +77,12 @@ fn the_compose_file_wires_postgres_tally_prometheus_and_grafana() {
     for service in ["postgres", "tally", "prometheus", "grafana"] {
         assert!(services[service].is_object(), "no {service} service");
     }
-    assert_eq!(services["postgres"]["image"], "postgres:15");
+    assert_eq!(services["postgres"]["image"], "tally-postgres:15");
+    assert_eq!(services["postgres"]["build"]["dockerfile"], "deploy/postgres.Dockerfile");
+    let postgres = std::fs::read_to_string(repo().join("deploy/postgres.Dockerfile")).unwrap();
+    assert!(postgres.contains("FROM postgres:15") && postgres.contains("postgresql-${PG_MAJOR}-hll"), "{postgres}");
+    let init = std::fs::read_to_string(repo().join("deploy/postgres-init.sh")).unwrap();
+    assert!(init.contains("CREATE EXTENSION IF NOT EXISTS hll"), "{init}");
     assert!(services["postgres"]["healthcheck"]["test"].is_array());
     assert_eq!(services["tally"]["depends_on"]["postgres"]["condition"], "service_healthy");
     assert!(services["tally"]["environment"]["DATABASE_URL"].as_str().unwrap().contains("@postgres:5432/marketing"));

@@ -25,5 +25,6 @@ mod rescue;
 mod retention;
 mod schema;
 mod security;
+mod sketches;
 mod trust;
 mod worker;

@@ -64,6 +64,8 @@ impl TestDb {
     pub async fn latin1() -> TestDb {
         let db = TestDb::created("ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0").await;
         tally::MIGRATOR.run(&db.pool).await.expect("migrations apply");
+        // Visitor sketches, where the server has postgresql-hll (as tally migrate does).
+        tally::aggregates::features::prepare(&db.pool).await;
         db
     }
 
@@ -90,6 +92,8 @@ impl TestDb {
     pub async fn migrated() -> TestDb {
         let db = TestDb::empty().await;
         tally::MIGRATOR.run(&db.pool).await.expect("migrations apply");
+        // Visitor sketches, where the server has postgresql-hll (as tally migrate does).
+        tally::aggregates::features::prepare(&db.pool).await;
         db
     }
 

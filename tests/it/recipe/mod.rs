@@ -46,7 +46,7 @@ async fn stored_and_scratch(pool: &PgPool, config: &Config) -> (Vec<String>, Vec
             .unwrap()
     };
     let stored = rows(format!("SELECT * FROM {}", DAILY_SIGNUPS.qualified_name())).await;
-    (stored, rows(DAILY_SIGNUPS.definition(config)).await)
+    (stored, rows(DAILY_SIGNUPS.definition(config, crate::harness::features(pool).await)).await)
 }
 
 #[tokio::test]
