@@ -6,7 +6,7 @@
 //! database whose marketing tables already have rows.
 
 mod generate;
-mod report;
+pub mod report;
 
 use std::sync::Arc;
 

@@ -123,3 +123,43 @@ async fn without_the_extension_tally_runs_says_how_to_get_sketches_and_adds_them
         .await
         .unwrap();
 }
+
+/// The demo report's visitors over its 30 days count each person once, with
+/// the sketches or, without the extension, from the events themselves.
+#[tokio::test]
+async fn the_demo_report_counts_visitors_once_over_its_30_days() {
+    for with_sketches in [true, false] {
+        let db = match with_sketches {
+            true => TestDb::migrated().await,
+            false => {
+                let db = TestDb::empty().await;
+                tally::MIGRATOR.run(&db.pool).await.unwrap();
+                db
+            }
+        };
+        let pool = &db.pool;
+        assert_eq!(features(pool).await.sketches, with_sketches);
+        let months: Vec<tally::partitions::Month> =
+            (-2..2).map(|n| tally::partitions::Month::of(chrono::Utc::now().date_naive()).plus(n)).collect();
+        tally::partitions::create_months(pool, &config(""), &tally::partitions::ManagedTable::events(), &months)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO marketing.events (user_id, event, utm_source, utm_campaign, occurred_at) VALUES
+             ('u1', 'page_view', 'google', 'brand', now() - interval '1 day'),
+             ('u1', 'page_view', 'google', 'brand', now() - interval '2 days'),
+             ('u1', 'signup',    'google', 'brand', now() - interval '3 days'),
+             ('u2', 'page_view', 'google', 'brand', now() - interval '1 day'),
+             ('u2', 'page_view', 'google', 'brand', now() - interval '3 days'),
+             ('u3', 'page_view', 'google', 'brand', now() - interval '2 days')",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        refresh_all(pool, &config("")).await;
+        let report = tally::demo::report::campaign_report(pool, &config("")).await.unwrap();
+        let line = report.lines().find(|l| l.starts_with("google")).unwrap_or_else(|| panic!("{report}"));
+        let visitors: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(visitors[2], "3", "sketches: {with_sketches}; 6 daily visits of 3 people: {report}");
+    }
+}
