@@ -39,7 +39,8 @@ pub async fn campaign_report(pool: &PgPool, config: &Config) -> Result<String, s
         ),
     };
     let lines: Vec<CampaignLine> = sqlx::query_as(AssertSqlSafe(format!(
-        "WITH visitors AS ({visitors})
+        // Materialized: computed once, never once per campaign row.
+        "WITH visitors AS MATERIALIZED ({visitors})
          SELECT p.utm_source, p.utm_campaign,
                 coalesce(max(v.visitors), 0)::bigint AS visitors, sum(signups)::bigint AS signups,
                 sum(purchases)::bigint AS purchases, sum(revenue)::float8 AS revenue, sum(spend)::float8 AS spend,
