@@ -120,10 +120,7 @@ impl Statistics {
 
     /// When the statistics will be `min_age` old.
     pub fn old_enough_at(&self, min_age: Duration) -> DateTime<Utc> {
-        chrono::Duration::from_std(min_age)
-            .ok()
-            .and_then(|wait| self.since.checked_add_signed(wait))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        later_by(self.since, min_age)
     }
 
     /// `2026-11-30 13:35 UTC (when this database was created)`: the one
@@ -171,6 +168,15 @@ pub async fn load(pool: &PgPool) -> Result<Statistics, sqlx::Error> {
     };
     let starts = Starts { database_reset, statistics_lost, database_created, tally_installed };
     Ok(Statistics::pick(now, starts, server_start))
+}
+
+/// `since` plus `wait`, or the end of time when that is past what a
+/// timestamp holds (a `--min-stats-age` of centuries).
+pub fn later_by(since: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(wait)
+        .ok()
+        .and_then(|wait| since.checked_add_signed(wait))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// `2026-11-30 13:35 UTC`.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::sightings::Sighting;
-use super::statistics::{Statistics, timestamp};
+use super::statistics::{Statistics, later_by, timestamp};
 
 /// What an index's watch starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,10 +55,7 @@ impl Watch {
 
     /// When the watch will be `min_age` long.
     pub fn old_enough_at(&self, min_age: Duration) -> DateTime<Utc> {
-        chrono::Duration::from_std(min_age)
-            .ok()
-            .and_then(|wait| self.since.checked_add_signed(wait))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        later_by(self.since, min_age)
     }
 
     /// The start of the window in a finding's words: the statistics' own
