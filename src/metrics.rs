@@ -227,6 +227,20 @@ impl Metrics {
         }
     }
 
+    /// Drops an aggregate's freshness series (staleness, schedule interval,
+    /// last success, rows, backlog): it cannot be built on this server, and
+    /// a staleness of +Inf would alert for it forever.
+    pub fn forget_aggregate(&self, aggregate: &str) {
+        self.fresh_as_of.lock().unwrap_or_else(|p| p.into_inner()).remove(aggregate);
+        self.recorded.lock().unwrap_or_else(|p| p.into_inner()).remove(aggregate);
+        // Absent series are fine: removing one that does not exist is a no-op here.
+        let _ = self.aggregate_staleness_seconds.remove_label_values(&[aggregate]);
+        let _ = self.refresh_interval_seconds.remove_label_values(&[aggregate]);
+        let _ = self.refresh_last_success_timestamp_seconds.remove_label_values(&[aggregate]);
+        let _ = self.aggregate_rows.remove_label_values(&[aggregate]);
+        let _ = self.invalidated_days.remove_label_values(&[aggregate]);
+    }
+
     /// Records a reading of a partitioned table.
     pub fn record_partitions(&self, table: &str, partitions: i64, future_months: i64, default_rows: i64) {
         self.mark_recorded(table);

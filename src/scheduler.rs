@@ -82,7 +82,8 @@ impl Jobs {
         }
         let refresher = self.refresher.clone();
         self.tracker.spawn(async move {
-            refresher.refresh(aggregate).await;
+            // Not started (disabled, no sketches, shutdown): the refresher logged why.
+            let _ = refresher.refresh(aggregate).await;
         });
     }
 

@@ -7,7 +7,7 @@
 use sqlx::PgConnection;
 
 use super::catalog::{self, Relation};
-use super::{Aggregate, views};
+use super::{Aggregate, hierarchy};
 use crate::config::Mode;
 use crate::db::execute;
 use crate::db::quote_ident;
@@ -56,8 +56,9 @@ pub async fn create(
 }
 
 /// Replaces the aggregate's current relation (`existing`, of either kind)
-/// by a new one built in `mode`. Views reading it are dropped just before
-/// the swap; the caller recreates them in the same transaction.
+/// by a new one built in `mode`. Views and materialized rollups reading it
+/// are dropped just before the swap; the caller brings them back in the same
+/// transaction ([`hierarchy::after_refresh`]).
 pub async fn rebuild(
     conn: &mut PgConnection,
     aggregate: &Aggregate,
@@ -71,7 +72,7 @@ pub async fn rebuild(
         execute(conn, format!("{} reporting.{}", drop_statement(&leftover.relkind), quote_ident(&staging))).await?;
     }
     create(conn, aggregate, &staging, mode, definition, fingerprint).await?;
-    views::drop_dependents(conn, aggregate).await?;
+    hierarchy::drop_dependents(conn, aggregate).await?;
     execute(conn, format!("{} {}", drop_statement(&existing.relkind), aggregate.qualified_name())).await?;
     let (kind, rename_key) = match mode {
         Mode::Concurrently => ("MATERIALIZED VIEW", "INDEX"),

@@ -10,7 +10,8 @@
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::catalog;
-use super::{Aggregate, ModeError, RefreshKind, build, views};
+use super::hierarchy::{self, Changed};
+use super::{Aggregate, ModeError, RefreshKind, build};
 use crate::config::{Config, Mode};
 use crate::db::execute;
 
@@ -47,7 +48,8 @@ pub async fn refresh(
             RefreshKind::Refreshed
         }
     };
-    views::ensure_dependents(conn, aggregate, config).await?;
+    let changed = if kind == RefreshKind::Rebuilt { Changed::Replaced } else { Changed::Everything };
+    hierarchy::after_refresh(conn, aggregate, config, changed).await?;
     Ok((kind, count_rows(conn, aggregate).await?))
 }
 

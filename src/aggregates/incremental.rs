@@ -23,7 +23,8 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::catalog;
 use super::concurrently::count_rows;
-use super::{Aggregate, ModeError, RefreshKind, build, views};
+use super::hierarchy::{self, Changed};
+use super::{Aggregate, ModeError, RefreshKind, build};
 use crate::config::{Config, Mode};
 use crate::db::execute;
 use crate::db::template::render;
@@ -38,7 +39,8 @@ const BACKLOG: &str = include_str!("../../sql/incremental/backlog.sql");
 pub struct Outcome {
     pub kind: RefreshKind,
     pub rows: i64,
-    /// Days rewritten (`None` after a full build).
+    /// Periods rewritten: days, or weeks or months for a rollup of rollups
+    /// (`None` after a full build).
     pub days: Option<i64>,
 }
 
@@ -47,7 +49,7 @@ pub async fn refresh(conn: &mut PgConnection, aggregate: &Aggregate, config: &Co
     let features = super::Features::detect(conn).await?;
     let definition = aggregate.definition(config, features);
     let fingerprint = build::fingerprint(conn, &definition, Mode::Incremental).await?;
-    let (kind, days) = match catalog::relation(conn, aggregate.name).await? {
+    let (kind, rewritten) = match catalog::relation(conn, aggregate.name).await? {
         None => {
             // Marks committed before this point are covered by the build, which reads a later snapshot.
             claim(conn, aggregate, config).await?;
@@ -70,13 +72,18 @@ pub async fn refresh(conn: &mut PgConnection, aggregate: &Aggregate, config: &Co
                 execute(conn, format!("INSERT INTO {table} {definition}")).await?;
                 (RefreshKind::Incremental, None)
             } else {
-                rewrite(conn, aggregate, config, features, &claimed.days).await?;
-                (RefreshKind::Incremental, Some(claimed.days.len() as i64))
+                let periods = rewrite(conn, aggregate, config, features, &claimed.days).await?;
+                (RefreshKind::Incremental, Some((periods, claimed.days)))
             }
         }
     };
-    views::ensure_dependents(conn, aggregate, config).await?;
-    Ok(Outcome { kind, rows: count_rows(conn, aggregate).await?, days })
+    let changed = match &rewritten {
+        Some((_, days)) => Changed::Days(days),
+        None if kind == RefreshKind::Rebuilt => Changed::Replaced,
+        None => Changed::Everything,
+    };
+    hierarchy::after_refresh(conn, aggregate, config, changed).await?;
+    Ok(Outcome { kind, rows: count_rows(conn, aggregate).await?, days: rewritten.map(|(periods, _)| periods) })
 }
 
 /// The marks a refresh took over.
@@ -97,28 +104,32 @@ async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) 
     Ok(Claimed { marks, everything, days })
 }
 
-/// Replaces `days` of the aggregate with their recomputed rows.
+/// Replaces the periods holding `days` (the days themselves, for a daily
+/// rollup) with their recomputed rows; returns how many periods.
 async fn rewrite(
     conn: &mut PgConnection,
     aggregate: &Aggregate,
     config: &Config,
     features: super::Features,
     days: &[NaiveDate],
-) -> Result<(), sqlx::Error> {
+) -> Result<i64, sqlx::Error> {
     if days.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    let (periods, covered) = aggregate.period.covering(days);
     let table = aggregate.qualified_name();
-    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE day = ANY($1)")))
-        .bind(days)
+    let column = crate::db::quote_ident(aggregate.period.column());
+    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE {column} = ANY($1)")))
+        .bind(&periods)
         .execute(&mut *conn)
         .await?;
     let scope = if aggregate.scope_is_date {
-        date_scope(aggregate.scope_column, days)
+        date_scope(aggregate.scope_column, &covered)
     } else {
-        scope(aggregate.scope_column, &config.reporting_timezone.sql_literal(), days)
+        scope(aggregate.scope_column, &config.reporting_timezone.sql_literal(), &covered)
     };
-    execute(conn, format!("INSERT INTO {table} {}", aggregate.scoped_definition(config, features, &scope))).await
+    execute(conn, format!("INSERT INTO {table} {}", aggregate.scoped_definition(config, features, &scope))).await?;
+    Ok(periods.len() as i64)
 }
 
 /// The condition on `column` selecting exactly the rows whose day (in the
@@ -153,7 +164,7 @@ fn or_all(ranges: Vec<String>) -> String {
 }
 
 /// Sorted, distinct days as runs of consecutive days (first, last).
-fn runs(days: &[NaiveDate]) -> Vec<(NaiveDate, NaiveDate)> {
+pub(super) fn runs(days: &[NaiveDate]) -> Vec<(NaiveDate, NaiveDate)> {
     let mut sorted = days.to_vec();
     sorted.sort();
     sorted.dedup();

@@ -10,14 +10,17 @@ mod build;
 mod catalog;
 pub mod concurrently;
 pub mod features;
+pub mod hierarchy;
 pub mod incremental;
 mod outcome;
+pub mod period;
 pub mod rules;
 pub mod triggers;
 pub mod views;
 
 pub use features::Features;
 pub use outcome::{ModeError, RefreshKind};
+pub use period::Period;
 pub use rules::DirtyRule;
 
 use crate::config::Config;
@@ -58,8 +61,16 @@ pub struct Aggregate {
     /// The scope column is a calendar date (not a timestamp to convert).
     pub scope_is_date: bool,
     /// What dirties a day in incremental mode: one rule per way a source
-    /// row maps to days. The raw tables it reads are those of its rules.
+    /// row maps to days. The raw tables it reads are those of its rules. A
+    /// rollup of rollups has none: the rollup it reads marks it
+    /// ([`hierarchy`]).
     pub dirtied_by: &'static [DirtyRule],
+    /// The period of a row: its key's first column (`day`, `week`, `month`),
+    /// what incremental mode deletes and rewrites whole.
+    pub period: Period,
+    /// It reads visitor sketches (`hll`): without the extension it is not
+    /// built (SPEC §4.1).
+    pub needs_sketches: bool,
 }
 
 /// Every aggregate tally knows, in dependency order.
@@ -74,6 +85,8 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "e.occurred_at",
         scope_is_date: false,
         dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
+        period: Period::Day,
+        needs_sketches: false,
     },
     Aggregate {
         name: "daily_event_counts",
@@ -85,6 +98,8 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "e.occurred_at",
         scope_is_date: false,
         dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
+        period: Period::Day,
+        needs_sketches: false,
     },
     Aggregate {
         name: "daily_lead_funnel",
@@ -96,6 +111,8 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "l.created_at",
         scope_is_date: false,
         dirtied_by: &[DirtyRule::DayOf { table: "marketing.leads", column: "created_at", zoned: true }],
+        period: Period::Day,
+        needs_sketches: false,
     },
     Aggregate {
         name: "daily_attribution",
@@ -111,6 +128,8 @@ pub static REGISTRY: &[Aggregate] = &[
             DirtyRule::TouchWindow,
             DirtyRule::LeadAttribution,
         ],
+        period: Period::Day,
+        needs_sketches: false,
     },
     Aggregate {
         name: "daily_campaign_spend",
@@ -122,6 +141,34 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "s.day",
         scope_is_date: true,
         dirtied_by: &[DirtyRule::DayOf { table: "marketing.campaign_spend", column: "day", zoned: false }],
+        period: Period::Day,
+        needs_sketches: false,
+    },
+    Aggregate {
+        name: "weekly_campaign_metrics",
+        kind: Kind::Rollup,
+        description: "daily_campaign_metrics per ISO week (from Monday, in the reporting timezone), visitors from the unioned sketches",
+        sql: include_str!("../../sql/aggregates/campaign_metrics_by_period.sql"),
+        key: &["week", "utm_source", "utm_medium", "utm_campaign"],
+        depends_on: &["daily_campaign_metrics"],
+        scope_column: "d.day",
+        scope_is_date: true,
+        dirtied_by: &[],
+        period: Period::Week,
+        needs_sketches: true,
+    },
+    Aggregate {
+        name: "monthly_campaign_metrics",
+        kind: Kind::Rollup,
+        description: "daily_campaign_metrics per month, visitors from the unioned sketches",
+        sql: include_str!("../../sql/aggregates/campaign_metrics_by_period.sql"),
+        key: &["month", "utm_source", "utm_medium", "utm_campaign"],
+        depends_on: &["daily_campaign_metrics"],
+        scope_column: "d.day",
+        scope_is_date: true,
+        dirtied_by: &[],
+        period: Period::Month,
+        needs_sketches: true,
     },
     Aggregate {
         name: "campaign_performance",
@@ -133,6 +180,8 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "",
         scope_is_date: false,
         dirtied_by: &[],
+        period: Period::Day,
+        needs_sketches: false,
     },
 ];
 
@@ -161,6 +210,7 @@ impl Aggregate {
             .replace("{{lookback_days}}", &config.attribution_lookback_days.to_string())
             .replace("{{half_life_days}}", &config.attribution_half_life_days.to_string())
             .replace("{{visitors_hll}}", sketch)
+            .replace("{{period}}", self.period.column())
             .replace("{{scope}}", scope)
     }
 
@@ -175,7 +225,7 @@ impl Aggregate {
         tables
     }
 
-    /// The views that read this aggregate.
+    /// The aggregates (views and rollups of rollups) that read this one.
     pub fn dependents(&self) -> impl Iterator<Item = &'static Aggregate> + '_ {
         REGISTRY.iter().filter(move |a| a.depends_on.contains(&self.name))
     }
@@ -250,17 +300,26 @@ mod tests {
     }
 
     #[test]
-    fn views_read_only_rollups_and_rollups_read_no_views() {
+    fn aggregates_read_only_rollups_of_raw_data() {
         for aggregate in REGISTRY {
             for dependency in aggregate.depends_on {
-                assert_eq!(find(dependency).map(|d| d.kind), Some(Kind::Rollup), "{}", aggregate.name);
+                let read = find(dependency).unwrap();
+                assert_eq!(read.kind, Kind::Rollup, "{}", aggregate.name);
+                assert!(read.depends_on.is_empty(), "{} reads {dependency}, itself built from rollups", aggregate.name);
+            }
+            // A rollup of rollups is marked by the rollup it reads, never by triggers.
+            if aggregate.kind == Kind::Rollup && !aggregate.depends_on.is_empty() {
+                assert!(aggregate.dirtied_by.is_empty(), "{}", aggregate.name);
+                assert_eq!(aggregate.depends_on.len(), 1, "{}", aggregate.name);
             }
             if aggregate.kind == Kind::Rollup {
-                assert!(aggregate.depends_on.is_empty(), "{}", aggregate.name);
+                assert_eq!(aggregate.key[0], aggregate.period.column(), "{}", aggregate.name);
             }
         }
         let readers: Vec<&str> = find("daily_attribution").unwrap().dependents().map(|a| a.name).collect();
         assert_eq!(readers, ["campaign_performance"]);
+        let readers: Vec<&str> = find("daily_campaign_metrics").unwrap().dependents().map(|a| a.name).collect();
+        assert_eq!(readers, ["weekly_campaign_metrics", "monthly_campaign_metrics", "campaign_performance"]);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
-use super::Aggregate;
 use super::catalog;
+use super::{Aggregate, Kind};
 use super::{ModeError, RefreshKind};
 use crate::config::Config;
 use crate::db::execute;
@@ -46,7 +46,7 @@ pub async fn ensure_dependents(
     aggregate: &Aggregate,
     config: &Config,
 ) -> Result<(), ModeError> {
-    for view in aggregate.dependents() {
+    for view in aggregate.dependents().filter(|d| d.kind == Kind::View) {
         ensure(conn, view, config).await?;
     }
     Ok(())
@@ -55,7 +55,7 @@ pub async fn ensure_dependents(
 /// Drops the views reading `aggregate`, so it can be replaced; the caller
 /// recreates them (with [`ensure_dependents`]) before committing.
 pub async fn drop_dependents(conn: &mut PgConnection, aggregate: &Aggregate) -> Result<(), sqlx::Error> {
-    for view in aggregate.dependents() {
+    for view in aggregate.dependents().filter(|d| d.kind == Kind::View) {
         execute(conn, format!("DROP VIEW IF EXISTS {}", view.qualified_name())).await?;
     }
     Ok(())

@@ -35,7 +35,7 @@ pub(super) async fn measure(pool: &PgPool, config: &Arc<Config>, runs: u32) -> R
     let metrics = Arc::new(Metrics::new(&crate::refresh::policy::metric_series(config)));
     let refresher = Refresher::new(pool.clone(), config.clone(), metrics, CancellationToken::new());
     for aggregate in aggregates::REGISTRY {
-        let report = refresher.refresh(aggregate).await.ok_or_else(|| Error::runtime("bench", "interrupted"))?;
+        let report = refresher.refresh(aggregate).await.map_err(|why| Error::runtime("bench", why.to_string()))?;
         if report.outcome != RefreshOutcome::Success {
             return Err(Error::runtime(format!("refreshing {}", aggregate.name), report.error.unwrap_or_default()));
         }

@@ -130,8 +130,10 @@ async fn refresh(
     let mut failures = Vec::new();
     for aggregate in selected {
         let (line, failure) = match refresher.refresh(aggregate).await {
-            Some(report) => crate::refresh::render::line(&report, wait),
-            None => crate::refresh::render::not_started(aggregate.name),
+            Ok(report) => crate::refresh::render::line(&report, wait),
+            Err(why) => {
+                crate::refresh::render::not_started(aggregate.name, why, names.iter().any(|n| n == aggregate.name))
+            }
         };
         println!("{line}");
         failures.extend(failure);

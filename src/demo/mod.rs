@@ -81,8 +81,10 @@ async fn demo(
     let refresher = Refresher::new(pool.clone(), config.clone(), metrics, shutdown.clone());
     // Every enabled rollup, then the views over them, in dependency order.
     for aggregate in crate::refresh::policy::select(&config, &[])? {
-        let Some(report) = refresher.refresh(aggregate).await else {
-            return Ok(()); // interrupted
+        let report = match refresher.refresh(aggregate).await {
+            Ok(report) => report,
+            Err(crate::refresh::NotStarted::Interrupted) => return Ok(()),
+            Err(_) => continue, // said in the log: disabled, or no sketches on this server
         };
         if report.outcome == RefreshOutcome::Failure {
             return Err(Error::runtime(format!("refreshing {}", aggregate.name), report.error.unwrap_or_default()));

@@ -47,6 +47,24 @@ impl RefreshOutcome {
     }
 }
 
+/// Why a refresh was not started. Nothing is recorded for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotStarted {
+    /// Disabled in the configuration: never refreshed, whoever asks.
+    #[error("disabled in the configuration (enabled = false)")]
+    Disabled,
+    /// It reads visitor sketches and the server has no hll extension
+    /// (SPEC §4.1): it is not built until the extension is created.
+    #[error(
+        "it reads visitor sketches and the server has none; to build it, {}",
+        crate::aggregates::features::SKETCHES_HINT
+    )]
+    NeedsSketches,
+    /// Shutdown began while it waited for a `max_concurrent` permit.
+    #[error("interrupted")]
+    Interrupted,
+}
+
 /// The result of one refresh, as recorded in history.
 #[derive(Debug, Clone)]
 pub struct RefreshReport {
@@ -74,6 +92,8 @@ pub struct Refresher {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     running: Mutex<HashSet<&'static str>>,
+    /// Aggregates found unable to exist on this server (no hll), each said once.
+    unavailable: Mutex<HashSet<&'static str>>,
     permits: Semaphore,
     backends: ActiveBackends,
     shutdown: CancellationToken,
@@ -93,6 +113,7 @@ impl Refresher {
             config,
             metrics,
             running: Mutex::new(HashSet::new()),
+            unavailable: Mutex::new(HashSet::new()),
             permits,
             backends: ActiveBackends::default(),
             shutdown,
@@ -109,13 +130,15 @@ impl Refresher {
     }
 
     /// Refreshes one aggregate now, unless this process is already refreshing
-    /// it. `None` when it was not started, and nothing is recorded: the
-    /// aggregate is disabled (never refreshed, whoever asks), or shutdown
-    /// began while it waited for a `max_concurrent` permit.
-    pub async fn refresh(&self, aggregate: &'static Aggregate) -> Option<RefreshReport> {
+    /// it (a `skipped_running` report). [`NotStarted`] says why it was not
+    /// started; nothing is recorded then.
+    pub async fn refresh(&self, aggregate: &'static Aggregate) -> Result<RefreshReport, NotStarted> {
         if !policy::is_enabled(&self.config, aggregate) {
             tracing::warn!(aggregate = aggregate.name, "disabled in the configuration; not refreshed");
-            return None;
+            return Err(NotStarted::Disabled);
+        }
+        if !self.has_features(aggregate).await {
+            return Err(NotStarted::NeedsSketches);
         }
         let mode = match self.config.aggregate(aggregate.name) {
             Some(settings) => settings.mode.as_str(),
@@ -137,7 +160,7 @@ impl Refresher {
                 holder: None,
             };
             self.observe(&report).await;
-            return Some(report);
+            return Ok(report);
         };
         let _permit = tokio::select! {
             // The semaphore is never closed, so acquire only fails if it were.
@@ -146,7 +169,7 @@ impl Refresher {
         };
         if self.shutdown.is_cancelled() {
             tracing::info!(aggregate = aggregate.name, "shutting down; refresh not started");
-            return None;
+            return Err(NotStarted::Interrupted);
         }
         let started_at = Utc::now();
         let (result, attempts) = self.attempt_with_retries(aggregate).await;
@@ -179,7 +202,37 @@ impl Refresher {
             }
         }
         self.observe(&report).await;
-        Some(report)
+        Ok(report)
+    }
+
+    /// Whether the server offers what `aggregate` reads (visitor sketches).
+    /// The first time it does not, this is logged with the fix and the
+    /// aggregate's freshness series are dropped, so that no staleness alert
+    /// fires for an aggregate that cannot exist. When the server cannot be
+    /// asked, the refresh goes ahead and reports what fails.
+    async fn has_features(&self, aggregate: &'static Aggregate) -> bool {
+        if !aggregate.needs_sketches {
+            return true;
+        }
+        let detected = match self.pool.acquire().await {
+            Ok(mut conn) => crate::aggregates::Features::detect(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        let Ok(features) = detected else { return true };
+        let mut unavailable = self.unavailable.lock().unwrap_or_else(|p| p.into_inner());
+        if features.sketches {
+            unavailable.remove(aggregate.name);
+            return true;
+        }
+        if unavailable.insert(aggregate.name) {
+            tracing::warn!(
+                aggregate = aggregate.name,
+                "not built: it reads visitor sketches and the server has none; to build it, {}",
+                crate::aggregates::features::SKETCHES_HINT
+            );
+            self.metrics.forget_aggregate(aggregate.name);
+        }
+        false
     }
 
     /// Cancels, with `pg_cancel_backend`, every refresh running now; their

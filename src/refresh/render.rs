@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{RefreshOutcome, RefreshReport};
+use super::{NotStarted, RefreshOutcome, RefreshReport};
 use crate::aggregates::RefreshKind;
 use crate::db::plural;
 
@@ -21,7 +21,8 @@ pub fn line(report: &RefreshReport, wait: Duration) -> (String, Option<String>) 
                 Some(RefreshKind::Refreshed) | None => report.mode,
                 Some(kind) => kind.as_str(),
             };
-            let days = report.days.map_or(String::new(), |d| format!(", {d} days"));
+            let noun = crate::aggregates::find(name).map_or("day", |a| a.period.noun());
+            let days = report.days.map_or(String::new(), |d| format!(", {}", plural(d.max(0) as u64, noun)));
             (format!("{name}: refreshed ({how}{days}, {} rows, {seconds:.2}s)", report.rows.unwrap_or(0)), None)
         }
         RefreshOutcome::LockedElsewhere | RefreshOutcome::SkippedRunning => {
@@ -46,7 +47,13 @@ pub fn line(report: &RefreshReport, wait: Duration) -> (String, Option<String>) 
     }
 }
 
-/// The line for an aggregate whose refresh never started (shutdown).
-pub fn not_started(name: &str) -> (String, Option<String>) {
-    (format!("{name}: not started, interrupted"), Some(format!("{name}: interrupted")))
+/// The line for an aggregate whose refresh never started, and the failure
+/// it stands for. An aggregate the server cannot build (no sketches) fails
+/// the command only when it was `named`; refreshing everything skips it.
+pub fn not_started(name: &str, why: NotStarted, named: bool) -> (String, Option<String>) {
+    match why {
+        NotStarted::Interrupted => (format!("{name}: not started, interrupted"), Some(format!("{name}: interrupted"))),
+        NotStarted::Disabled => (format!("{name}: not refreshed, {why}"), Some(format!("{name}: {why}"))),
+        NotStarted::NeedsSketches => (format!("{name}: not built: {why}"), named.then(|| format!("{name}: {why}"))),
+    }
 }

@@ -22,6 +22,10 @@ mode = "incremental"
 mode = "incremental"
 [aggregates.daily_attribution]
 mode = "incremental"
+[aggregates.weekly_campaign_metrics]
+mode = "incremental"
+[aggregates.monthly_campaign_metrics]
+mode = "incremental"
 "#;
 
 #[tokio::test]
@@ -147,9 +151,10 @@ async fn switching_modes_rebuilds_once_and_readers_never_see_a_gap() {
     let concurrently = config("");
     refresh_all(&db.pool, &concurrently).await;
     let expected = count(&db.pool, "SELECT count(*) FROM reporting.daily_campaign_metrics").await;
-    assert!(expected > 0);
+    let weeks = count(&db.pool, "SELECT count(*) FROM reporting.weekly_campaign_metrics").await;
+    assert!(expected > 0 && weeks > 0);
 
-    // A dashboard polls the aggregate during both switches.
+    // A dashboard polls the aggregate, and the weekly rollup over it, during both switches.
     let stop = Arc::new(AtomicBool::new(false));
     let reader = tokio::spawn({
         let (pool, stop) = (db.another_pool().await, stop.clone());
@@ -161,6 +166,11 @@ async fn switching_modes_rebuilds_once_and_readers_never_see_a_gap() {
                     .await
                     .expect("the aggregate is always there");
                 assert_eq!(rows, expected, "never empty, never partial");
+                let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM reporting.weekly_campaign_metrics")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("the weekly rollup is always there, even while the daily one it reads is swapped");
+                assert_eq!(rows, weeks, "never empty, never partial");
                 reads += 1;
             }
             reads
@@ -168,7 +178,16 @@ async fn switching_modes_rebuilds_once_and_readers_never_see_a_gap() {
     });
     let incremental = config(ALL_INCREMENTAL);
     let switched = refresh_all(&db.pool, &incremental).await;
-    assert!(switched.iter().all(|(_, kind, _)| *kind == RefreshKind::Rebuilt), "{switched:?}");
+    // The daily rollup's swap dropped the weekly and monthly views over it and
+    // built them again, as tables, in its own transaction.
+    let coarser = |name: &str| name.starts_with("weekly") || name.starts_with("monthly");
+    assert!(
+        switched.iter().all(|(name, kind, days)| match coarser(name) {
+            true => (*kind, *days) == (RefreshKind::Incremental, Some(0)),
+            false => *kind == RefreshKind::Rebuilt,
+        }),
+        "{switched:?}"
+    );
     let relkind: String = sqlx::query_scalar(
         "SELECT relkind::text FROM pg_class WHERE oid = 'reporting.daily_campaign_metrics'::regclass",
     )
@@ -203,7 +222,8 @@ async fn triggers_exist_only_while_an_aggregate_is_incremental() {
     assert_eq!(triggers(db.pool.clone()).await, 16 + 11);
 
     // Disabling one aggregate marks it stale; enabling it again rebuilds it.
-    let disabled = config(&format!("{ALL_INCREMENTAL}enabled = false\n"));
+    let attribution = "[aggregates.daily_attribution]\nmode = \"incremental\"\n";
+    let disabled = config(&ALL_INCREMENTAL.replace(attribution, &format!("{attribution}enabled = false\n")));
     tally::aggregates::triggers::ensure(&db.pool, &disabled).await.unwrap();
     sqlx::query("INSERT INTO marketing.conversions (lead_id, kind, occurred_at) SELECT id, 'signup', now() FROM marketing.leads LIMIT 1")
         .execute(&db.pool)
