@@ -197,7 +197,11 @@ pub fn render_text(status: &Status) -> String {
             "  on: visitors over any range = hll_cardinality(hll_union_agg(visitors_hll))
 ",
         ),
-        false => out.push_str(&format!("  off: {}\n", aggregates::features::SKETCHES_HINT)),
+        false => {
+            let needing: Vec<&str> = aggregates::REGISTRY.iter().filter(|a| a.needs_sketches).map(|a| a.name).collect();
+            out.push_str(&format!("  off: {}\n", aggregates::features::SKETCHES_HINT));
+            out.push_str(&format!("  not built until then: {}\n", needing.join(", ")));
+        }
     }
     out
 }

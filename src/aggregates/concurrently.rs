@@ -24,6 +24,7 @@ pub async fn refresh(
     aggregate: &Aggregate,
     config: &Config,
 ) -> Result<(RefreshKind, i64), ModeError> {
+    hierarchy::require_inputs(conn, aggregate).await?;
     let features = super::Features::detect(conn).await?;
     let definition = aggregate.definition(config, features);
     let fingerprint = build::fingerprint(conn, &definition, Mode::Concurrently).await?;

@@ -51,8 +51,15 @@ pub async fn ensure_extension(pool: &PgPool) -> Result<bool, sqlx::Error> {
     }
     match sqlx::query("CREATE EXTENSION IF NOT EXISTS hll").execute(&mut *conn).await {
         Ok(_) => {
-            tracing::info!("created the hll extension: visitor sketches are on");
-            Ok(Features::detect(&mut conn).await?.sketches)
+            let on = Features::detect(&mut conn).await?.sketches;
+            match on {
+                true => tracing::info!("created the hll extension: visitor sketches are on"),
+                false => tracing::warn!(
+                    "visitor sketches are off: the hll extension exists in this database but its functions are not \
+                     on tally's search_path; add its schema to the role's search_path (ALTER ROLE ... SET search_path)"
+                ),
+            }
+            Ok(on)
         }
         Err(e) => {
             tracing::warn!(

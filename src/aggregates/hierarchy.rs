@@ -54,6 +54,18 @@ pub async fn after_refresh(
     views::ensure_dependents(conn, aggregate, config).await
 }
 
+/// Refuses to refresh a rollup of rollups before what it reads exists (the
+/// worker refreshes each on its own schedule; `tally refresh` brings the
+/// inputs first).
+pub async fn require_inputs(conn: &mut PgConnection, aggregate: &Aggregate) -> Result<(), ModeError> {
+    for input in aggregate.depends_on {
+        if catalog::relation(conn, input).await?.is_none() {
+            return Err(ModeError::InputsMissing { name: aggregate.name, inputs: aggregate.depends_on });
+        }
+    }
+    Ok(())
+}
+
 /// Drops what reads `aggregate` so that it can be replaced: the views, and
 /// the rollups that are materialized views over it. The caller brings them
 /// back with [`after_refresh`] before committing.

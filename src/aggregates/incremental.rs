@@ -46,6 +46,7 @@ pub struct Outcome {
 
 /// Brings the aggregate up to date inside the caller's transaction.
 pub async fn refresh(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Outcome, ModeError> {
+    hierarchy::require_inputs(conn, aggregate).await?;
     let features = super::Features::detect(conn).await?;
     let definition = aggregate.definition(config, features);
     let fingerprint = build::fingerprint(conn, &definition, Mode::Incremental).await?;

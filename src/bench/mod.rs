@@ -12,6 +12,7 @@ mod copy;
 mod dashboards;
 mod ingest;
 mod refresh;
+mod sketches;
 mod soak;
 
 use std::sync::Arc;
@@ -76,6 +77,7 @@ async fn measure(
     }
     let mut refreshes = Vec::new();
     let mut attributions = Vec::new();
+    let mut sketch_costs = Vec::new();
     let mut copy = None;
     let mut ingested = None;
     let mut dashboards = None;
@@ -83,6 +85,9 @@ async fn measure(
         let name = format!("tally_bench_{events}");
         let pool = fresh_database(&admin, server, config, &name, shutdown).await?;
         let measured = refresh::measure(&pool, config, *events, options).await;
+        if measured.is_ok() && features(&pool).await?.sketches {
+            sketch_costs.push(sketches::measure(&pool, config, *events, options).await?);
+        }
         let last = index + 1 == options.sizes.len();
         let copied = match (&measured, last && options.copy_rows > 0) {
             (Ok(_), true) => Some(copy::measure(&pool, config, options.copy_rows, options.repeat).await),
@@ -110,6 +115,9 @@ async fn measure(
         }
     }
     report.push_str(&refresh::table(&refreshes, options));
+    if !sketch_costs.is_empty() {
+        report.push_str(&sketches::table(&sketch_costs, options));
+    }
     report.push_str(&attribution::table(&attributions, options));
     if let Some(copy) = copy {
         report.push_str(&copy::table(&copy));
@@ -172,6 +180,12 @@ async fn drop_database(admin: &PgPool, name: &str) {
         .await;
 }
 
+/// What the bench database offers the definitions (visitor sketches).
+async fn features(pool: &PgPool) -> Result<crate::aggregates::Features, Error> {
+    let mut conn = pool.acquire().await.map_err(|e| Error::database("connecting", &e))?;
+    crate::aggregates::Features::detect(&mut conn).await.map_err(|e| Error::database("reading features", &e))
+}
+
 /// Rows in which `aggregate` differs from its definition computed from scratch
 /// (0: the figures measured on it mean something).
 pub(crate) async fn differences(
@@ -179,11 +193,7 @@ pub(crate) async fn differences(
     config: &Config,
     aggregate: &crate::aggregates::Aggregate,
 ) -> Result<i64, Error> {
-    let features = {
-        let mut conn = pool.acquire().await.map_err(|e| Error::database("connecting", &e))?;
-        crate::aggregates::Features::detect(&mut conn).await.map_err(|e| Error::database("reading features", &e))?
-    };
-    let definition = aggregate.definition(config, features);
+    let definition = aggregate.definition(config, features(pool).await?);
     sqlx::query_scalar(AssertSqlSafe(format!(
         // Rows compared as text: a visitor sketch (hll) has no equality for EXCEPT.
         "SELECT count(*) FROM ((SELECT t::text FROM {t} AS t EXCEPT ALL SELECT d::text FROM ({definition}) AS d)

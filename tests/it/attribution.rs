@@ -208,3 +208,40 @@ async fn attribution_days_follow_the_reporting_timezone() {
     .unwrap();
     assert_eq!(days, [("2026-10-31".into(), "0".into()), ("2026-11-01".into(), "5".into())]);
 }
+
+/// The worked example of docs/aggregates.md: one purchase of 100.00, three
+/// touches 14, 7 and 0 days before it, each model's credits as printed there.
+#[tokio::test]
+async fn the_worked_example_of_the_docs_holds() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    let lead = lead(pool, "worked@example.com", Some("u1"), Some("newsletter"), Some("nov")).await;
+    conversion(pool, &lead, "purchase", "100.00", "2026-11-20 12:00+00").await;
+    touch(pool, "u1", Some("google"), Some("brand"), "2026-11-06 12:00+00").await;
+    touch(pool, "u1", Some("facebook"), Some("spring"), "2026-11-13 12:00+00").await;
+    touch(pool, "u1", Some("bing"), Some("generic"), "2026-11-20 12:00+00").await;
+    refresh_all(pool, &config("")).await;
+    let rounded: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT model, utm_source, round(revenue, 2)::text FROM reporting.daily_attribution ORDER BY model, utm_source",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let r = |model: &str, source: &str, revenue: &str| (model.to_string(), source.to_string(), revenue.to_string());
+    assert_eq!(
+        rounded,
+        [
+            r("first_touch", "newsletter", "100.00"),
+            r("last_touch", "bing", "100.00"),
+            r("linear", "bing", "33.33"),
+            r("linear", "facebook", "33.33"),
+            r("linear", "google", "33.33"),
+            r("position_based", "bing", "40.00"),
+            r("position_based", "facebook", "20.00"),
+            r("position_based", "google", "40.00"),
+            r("time_decay", "bing", "57.14"),
+            r("time_decay", "facebook", "28.57"),
+            r("time_decay", "google", "14.29"),
+        ]
+    );
+}

@@ -140,6 +140,9 @@ async fn bench_measures_both_modes_the_trigger_overhead_and_ingest() {
     let attribution = out.stdout.split("Attribution: build of").nth(1).unwrap_or_else(|| panic!("{}", out.stdout));
     let row = attribution.lines().find(|l| l.starts_with("| 4000 |")).unwrap_or_else(|| panic!("{attribution}"));
     assert!(row.ends_with("(1 day) |"), "one changed day of conversions is one day rewritten: {row}");
+    let sketches = out.stdout.split("Cost of `visitors_hll`").nth(1).unwrap_or_else(|| panic!("{}", out.stdout));
+    let row = sketches.lines().find(|l| l.starts_with("| 4000 |")).unwrap_or_else(|| panic!("{sketches}"));
+    assert_eq!(row.matches("× |").count(), 2, "build and one day, with against without: {row}");
     assert!(out.stdout.contains("COPY of 3000 events"), "{}", out.stdout);
     assert!(out.stdout.contains("Trigger overhead: "), "{}", out.stdout);
     let ingest =

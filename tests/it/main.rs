@@ -23,6 +23,7 @@ mod recipe;
 mod refresh;
 mod rescue;
 mod retention;
+mod rollups;
 mod schema;
 mod security;
 mod sketches;

@@ -97,12 +97,46 @@ async fn without_the_extension_tally_runs_says_how_to_get_sketches_and_adds_them
     for toml in ["", INCREMENTAL] {
         let out = tally(&["refresh"]).database(&db.url).config_file(toml).output().await;
         assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(
+            out.stdout.contains(
+                "weekly_campaign_metrics: not built: it reads visitor sketches and the server has none; \
+                                 to build it, install the postgresql-hll extension"
+            ),
+            "{}",
+            out.stdout
+        );
     }
-    let columns = "SELECT count(*) FROM information_schema.columns WHERE column_name = 'visitors_hll'";
+    // Asked for by name, the rollup that cannot be built fails the command, saying why.
+    let out = tally(&["refresh", "monthly_campaign_metrics"]).database(&db.url).output().await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("monthly_campaign_metrics: it reads visitor sketches"), "{}", out.stderr);
+    let rollups =
+        "SELECT count(*) FROM pg_class WHERE relname IN ('weekly_campaign_metrics', 'monthly_campaign_metrics')";
+    assert_eq!(count(pool, rollups).await, 0, "no coarser rollups without the extension");
+    // And no staleness series that would alert forever.
+    let metrics = std::sync::Arc::new(tally::metrics::Metrics::new(&[("weekly_campaign_metrics", "concurrently")]));
+    let refresher = tally::refresh::Refresher::new(
+        pool.clone(),
+        config(""),
+        metrics.clone(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let weekly = tally::aggregates::find("weekly_campaign_metrics").unwrap();
+    let before = metrics.render(chrono::Utc::now());
+    assert!(
+        before.contains("tally_aggregate_staleness_seconds{aggregate=\"weekly_campaign_metrics\"} +Inf"),
+        "{before}"
+    );
+    assert_eq!(refresher.refresh(weekly).await.unwrap_err(), tally::refresh::NotStarted::NeedsSketches);
+    let after = metrics.render(chrono::Utc::now());
+    assert!(!after.contains("tally_aggregate_staleness_seconds{aggregate=\"weekly_campaign_metrics\"}"), "{after}");
+    let columns = "SELECT count(*) FROM pg_attribute WHERE attname = 'visitors_hll' AND NOT attisdropped \
+                   AND attrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'reporting'::regnamespace)";
     assert_eq!(count(pool, columns).await, 0, "no sketch column without the extension");
     let status = tally(&["status"]).database(&db.url).output().await;
     assert!(
-        status.stdout.contains("VISITOR SKETCHES\n  off: install the postgresql-hll extension"),
+        status.stdout.contains("VISITOR SKETCHES\n  off: install the postgresql-hll extension")
+            && status.stdout.contains("not built until then: weekly_campaign_metrics, monthly_campaign_metrics"),
         "{}",
         status.stdout
     );
@@ -115,7 +149,8 @@ async fn without_the_extension_tally_runs_says_how_to_get_sketches_and_adds_them
     let out = tally(&["refresh"]).database(&db.url).config_file(INCREMENTAL).output().await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.contains("daily_campaign_metrics") && out.stdout.contains("rebuilt"), "{}", out.stdout);
-    assert_eq!(count(pool, columns).await, 2, "daily_campaign_metrics and daily_event_counts");
+    assert!(out.stdout.contains("weekly_campaign_metrics: refreshed ("), "{}", out.stdout);
+    assert_eq!(count(pool, columns).await, 4, "daily_campaign_metrics, daily_event_counts and the coarser rollups");
     let status = tally(&["status", "--json"]).database(&db.url).output().await;
     assert!(status.stdout.contains("\"sketches\": true"), "{}", status.stdout);
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("REVOKE CONNECT ON DATABASE {} FROM {role}; DROP ROLE {role}", db.name)))
