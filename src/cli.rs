@@ -145,6 +145,10 @@ pub enum Command {
         /// Cancel the statement after this long (e.g. 30s, 5m).
         #[arg(long, default_value = "60s", value_parser = postgres_timeout)]
         timeout: std::time::Duration,
+        /// Suggest an index only if, created hypothetically (hypopg), it cuts
+        /// the statement's estimated cost by at least this much (50%, or 0.5).
+        #[arg(long, value_name = "PERCENT", default_value = "50%", value_parser = cost_cut)]
+        min_cost_cut: f64,
         /// Audit the existing indexes instead (same as `tally doctor`).
         #[arg(long)]
         audit: bool,
@@ -178,4 +182,17 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
 /// 0 means no limit there, so a nonzero value under 1 ms is refused too.
 fn postgres_timeout(text: &str) -> Result<std::time::Duration, String> {
     crate::config::parse_bounded(text, crate::config::MAX_PG_TIMEOUT).and_then(crate::config::check_pg_timeout)
+}
+
+/// `--min-cost-cut`: `50%` or `0.5`, above 0 and below 100%.
+fn cost_cut(text: &str) -> Result<f64, String> {
+    let value = match text.trim().strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a share of the cost: write a percentage such as 50% (or 0.5)"))?;
+    if !(value > 0.0 && value < 1.0) {
+        return Err(format!("`{text}` is out of range: the cut must be above 0% and below 100% (for example 50%)"));
+    }
+    Ok(value)
 }

@@ -16,6 +16,8 @@ pub struct Request {
     pub json: bool,
     pub settings: Vec<String>,
     pub timeout: Duration,
+    /// `--min-cost-cut`, a fraction.
+    pub min_cost_cut: f64,
 }
 
 /// `tally explain`: a statement's plan and findings, or with `--audit` the
@@ -51,6 +53,7 @@ pub async fn explain_or_audit(
         settings: request.settings.iter().map(|s| crate::doctor::parse_setting(s)).collect::<Result<_, _>>()?,
         timeout: request.timeout,
         reporting_timezone: config.reporting_timezone.tz(),
+        min_cost_cut: request.min_cost_cut,
     };
     let pool = connect(config, &required_url()?, shutdown).await?;
     let report = crate::doctor::explain(&pool, &statement, &options).await?;

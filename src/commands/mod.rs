@@ -92,8 +92,8 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
         Command::Partitions { dry_run } => partitions(&config, dry_run, &shutdown).await,
         Command::Refresh { names, wait } => refresh(config, &names, wait, shutdown).await,
         Command::Status { json } => status(&config, json, &shutdown).await,
-        Command::Explain { sql, file, no_analyze, json, settings, timeout, audit, min_stats_age } => {
-            let request = explain::Request { sql, file, analyze: !no_analyze, json, settings, timeout };
+        Command::Explain { sql, file, no_analyze, json, settings, timeout, min_cost_cut, audit, min_stats_age } => {
+            let request = explain::Request { sql, file, analyze: !no_analyze, json, settings, timeout, min_cost_cut };
             explain::explain_or_audit(&config, request, audit, min_stats_age, &shutdown).await
         }
         Command::Doctor { json, min_stats_age } => explain::doctor(&config, json, min_stats_age, &shutdown).await,

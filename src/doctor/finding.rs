@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use super::catalog::Table;
+use super::index::Wanted;
 use super::plan::{Buffers, Node};
 
 /// Which warning sign a finding is. Serialized in snake_case (the `kind` of `--json`).
@@ -63,6 +65,10 @@ pub struct Finding {
     pub fix: String,
     /// Statements that apply the fix, in order (may be empty).
     pub sql: Vec<String>,
+    /// The indexes `sql` creates, on which table (`schema.name`): candidates
+    /// for verification.
+    #[serde(skip)]
+    pub(super) creates: Vec<(String, Wanted)>,
 }
 
 impl Finding {
@@ -80,6 +86,13 @@ impl Finding {
             problem,
             fix,
             sql,
+            creates: Vec::new(),
         }
+    }
+
+    /// The same finding, recording the indexes its fix creates on `table`.
+    pub(super) fn creating(mut self, table: &Table, wanted: Vec<Wanted>) -> Finding {
+        self.creates = wanted.into_iter().map(|w| (table.display_name(), w)).collect();
+        self
     }
 }

@@ -8,14 +8,15 @@ use super::plan::Node;
 use super::predicate::{self, Term};
 
 /// The fix for conditions with no usable index: the index to create (or
-/// ANALYZE when one exists, or REINDEX when it is invalid), or why none can help.
+/// ANALYZE when one exists, or REINDEX when it is invalid), or why none can
+/// help; and the indexes it creates (for verification).
 pub(super) fn index_fix(
     target: &Table,
     terms: &[Term],
     sort: &[SortColumn],
     filter: &str,
     alias: &str,
-) -> (String, Vec<String>) {
+) -> (String, Vec<String>, Vec<Wanted>) {
     // A cast column that can be compared as a range: the rewrite comes first,
     // and the index serves the rewritten query.
     let mut advice = Vec::new();
@@ -35,9 +36,10 @@ pub(super) fn index_fix(
     let terms = usable.as_slice();
     let wanted = index::wanted(terms, sort);
     if wanted.is_empty() {
-        return (no_index_reason(terms, filter, alias), Vec::new());
+        return (no_index_reason(terms, filter, alias), Vec::new(), Vec::new());
     }
     let mut sql = Vec::new();
+    let mut created = Vec::new();
     for want in &wanted {
         match index::existing(target, want) {
             Some(existing) if existing.valid => {
@@ -63,11 +65,12 @@ pub(super) fn index_fix(
             None => {
                 advice.push(describe(want, target));
                 sql.extend(index::create_statements(target, want));
+                created.push(want.clone());
             }
         }
     }
     sql.dedup();
-    (advice.join("; "), sql)
+    (advice.join("; "), sql, created)
 }
 
 pub(super) fn describe(want: &Wanted, target: &Table) -> String {

@@ -21,6 +21,9 @@ pub struct Wanted {
     /// Bare key names, for the index name and the comparison with existing indexes.
     pub key_names: Vec<String>,
     pub predicate: Option<String>,
+    /// INCLUDE columns (quoted where needed): stored, not searched, so an
+    /// index-only scan can answer the select list.
+    pub include: Vec<String>,
 }
 
 /// A column of ORDER BY (`name`, and ` DESC` ... as written after it).
@@ -48,18 +51,21 @@ pub fn wanted(terms: &[Term], sort: &[SortColumn]) -> Vec<Wanted> {
                 keys: vec![format!("{} jsonb_path_ops", quote_ident_if_needed(column))],
                 key_names: vec![column.clone()],
                 predicate: None,
+                include: Vec::new(),
             }),
             Term::HasKey { column } => gin.push(Wanted {
                 method: "gin",
                 keys: vec![quote_ident_if_needed(column)],
                 key_names: vec![column.clone()],
                 predicate: None,
+                include: Vec::new(),
             }),
             Term::TextSearch { expression } => gin.push(Wanted {
                 method: "gin",
                 keys: vec![format!("({expression})")],
                 key_names: vec!["fts".to_string()],
                 predicate: None,
+                include: Vec::new(),
             }),
             _ => {}
         }
@@ -92,6 +98,7 @@ pub fn wanted(terms: &[Term], sort: &[SortColumn]) -> Vec<Wanted> {
             key_names: keys.iter().map(|(name, _)| name.clone()).collect(),
             keys: keys.into_iter().map(|(_, sql)| sql).collect(),
             predicate,
+            include: Vec::new(),
         });
     }
     wanted.extend(gin);
@@ -130,8 +137,9 @@ pub fn create_statements(table: &Table, wanted: &Wanted) -> Vec<String> {
     let name = index_name(&table.name, wanted);
     let using = if wanted.method == "btree" { String::new() } else { format!(" USING {}", wanted.method) };
     let tail = format!(
-        "{using} ({}){}",
+        "{using} ({}){}{}",
         wanted.keys.join(", "),
+        if wanted.include.is_empty() { String::new() } else { format!(" INCLUDE ({})", wanted.include.join(", ")) },
         wanted.predicate.as_ref().map_or(String::new(), |p| format!(" WHERE {p}"))
     );
     if !table.is_partitioned() {
@@ -194,6 +202,7 @@ pub fn index_name(table: &str, wanted: &Wanted) -> String {
             let digest = sha2::Sha256::digest(predicate.as_bytes());
             format!("{:02x}{:02x}{:02x}_partial_idx", digest[0], digest[1], digest[2])
         }
+        _ if !wanted.include.is_empty() => "covering_idx".to_string(),
         _ => "idx".to_string(),
     };
     let keys: Vec<String> = wanted

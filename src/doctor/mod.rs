@@ -29,6 +29,7 @@
 //! ([`audit::AuditFinding`]: `audit/rules.rs` builds one per problem).
 
 pub mod audit;
+mod candidates;
 mod catalog;
 mod detect;
 mod error;
@@ -39,8 +40,10 @@ mod numbers;
 mod plan;
 mod predicate;
 mod render;
+mod statement;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 use std::time::Duration;
 
@@ -52,6 +55,7 @@ pub use error::DoctorError;
 pub use finding::{Finding, Kind};
 pub use plan::{Buffers, Node};
 pub use render::{render_audit, render_report};
+pub use verify::{HYPOPG_HINT, Suggestion, Verification};
 
 /// How to run the statement.
 #[derive(Debug, Clone)]
@@ -66,6 +70,9 @@ pub struct ExplainOptions {
     /// `reporting_timezone` of the config: the aggregates' days begin at
     /// midnight there, which decides whether they answer a query's days.
     pub reporting_timezone: chrono_tz::Tz,
+    /// The smallest cut of the estimated cost (0.5: a half) a hypothetical
+    /// index must make to be suggested.
+    pub min_cost_cut: f64,
 }
 
 impl Default for ExplainOptions {
@@ -75,6 +82,7 @@ impl Default for ExplainOptions {
             settings: Vec::new(),
             timeout: Duration::from_secs(60),
             reporting_timezone: chrono_tz::Tz::UTC,
+            min_cost_cut: 0.5,
         }
     }
 }
@@ -92,6 +100,11 @@ pub struct Report {
     pub settings: Vec<(String, String)>,
     /// Warning signs, most time-consuming first.
     pub findings: Vec<Finding>,
+    /// How index suggestions were checked.
+    pub verification: Verification,
+    /// Indexes to create, verified with hypopg (best first), and the
+    /// unverified ones hypopg cannot simulate.
+    pub suggestions: Vec<Suggestion>,
     /// The plan as PostgreSQL returned it (the `Plan` of `FORMAT JSON`).
     pub plan: serde_json::Value,
 }
@@ -116,7 +129,12 @@ fn statement(sql: &str) -> Result<String, DoctorError> {
 /// Explains `sql` and analyzes its plan; nothing the statement does is kept.
 pub async fn explain(pool: &PgPool, sql: &str, options: &ExplainOptions) -> Result<Report, DoctorError> {
     let query = statement(sql)?;
-    let mut tx = pool.begin().await.map_err(|e| DoctorError::database("starting the explain transaction", &e))?;
+    let mut conn = pool.acquire().await.map_err(|e| DoctorError::database("connecting", &e))?;
+    // Hypothetical indexes outlive a rollback: this session is never reused.
+    conn.close_on_drop();
+    let mut tx = sqlx::Acquire::begin(&mut *conn)
+        .await
+        .map_err(|e| DoctorError::database("starting the explain transaction", &e))?;
     let result = explain_in(&mut tx, &query, options).await;
     // Always rolled back: an INSERT, UPDATE or DELETE is measured, never kept.
     let rolled_back = tx.rollback().await;
@@ -162,7 +180,10 @@ async fn explain_in(
     let catalog = Catalog::load(conn, &relations, options.reporting_timezone)
         .await
         .map_err(|e| DoctorError::database("reading the catalog of the plan", &e))?;
-    let findings = detect::analyze(&plan, &catalog);
+    let mut findings = detect::analyze(&plan, &catalog);
+    let (verification, suggestions) = suggest(conn, query, &plan, &catalog, &mut findings, options.min_cost_cut)
+        .await
+        .map_err(|e| DoctorError::database("trying hypothetical indexes", &e))?;
     let millis = |key: &str| top.get(key).and_then(serde_json::Value::as_f64);
     Ok(Report {
         query: query.to_string(),
@@ -171,6 +192,56 @@ async fn explain_in(
         execution_time_ms: millis("Execution Time"),
         settings: options.settings.clone(),
         findings,
+        verification,
+        suggestions,
         plan: plan_json,
     })
+}
+
+/// The verified index suggestions for `query`, where the server has hypopg;
+/// findings then leave index advice to them. Without hypopg the findings'
+/// own suggestions stand, marked unverified.
+async fn suggest(
+    conn: &mut sqlx::PgConnection,
+    query: &str,
+    plan: &Node<'_>,
+    catalog: &Catalog,
+    findings: &mut [Finding],
+    min_cost_cut: f64,
+) -> Result<(Verification, Vec<Suggestion>), sqlx::Error> {
+    if !verify::hypopg(conn).await? {
+        let note = format!("index suggestions below are not verified: to verify them, {HYPOPG_HINT}");
+        return Ok((Verification { method: "none", min_cost_cut, candidates: 0, note: Some(note) }, Vec::new()));
+    }
+    let candidates = candidates::generate(&statement::read(query), plan, catalog, findings);
+    let suggestions = verify::run(conn, query, &candidates, catalog, min_cost_cut).await?;
+    for finding in findings.iter_mut() {
+        let creates_index = |s: &String| s.starts_with("CREATE INDEX") || s.starts_with("ALTER INDEX");
+        if finding.sql.is_empty() || !finding.sql.iter().all(creates_index) {
+            continue;
+        }
+        if finding.creates.iter().any(|(_, w)| w.method != "btree") {
+            finding.fix.push_str(" (not verified: hypopg cannot simulate GIN indexes)");
+            continue;
+        }
+        let table = finding.relation.as_deref().and_then(|r| catalog.target(r)).map(|t| t.display_name());
+        let served = suggestions
+            .iter()
+            .find(|s| s.verified && table.as_ref().is_some_and(|t| s.index.starts_with(&format!("{t} "))));
+        (finding.fix, finding.sql) = match served {
+            Some(s) if s.sql == finding.sql => (format!("{} (verified with hypopg)", finding.fix), s.sql.clone()),
+            Some(s) => (format!("create the index verified with hypopg: {}", s.index), s.sql.clone()),
+            None => (
+                format!(
+                    "no index tried on {} cut the estimated cost by at least {:.0}% (hypopg, {} candidates): an index is                  not the fix here",
+                    table.as_deref().unwrap_or("this table"),
+                    min_cost_cut * 100.0,
+                    candidates.len()
+                ),
+                Vec::new(),
+            ),
+        };
+    }
+    let verification = Verification { method: "hypopg", min_cost_cut, candidates: candidates.len(), note: None };
+    Ok((verification, suggestions))
 }

@@ -179,15 +179,17 @@ impl<'a> Node<'a> {
         self.relation().is_some()
     }
 
-    /// `Seq Scan on marketing.clicks`, `Index Scan using x on marketing.y`, `Sort`.
+    /// `Seq Scan on marketing.clicks`, `Index Scan Backward using x on marketing.y`, `Sort`.
     pub fn label(&self) -> String {
         // ModifyTable says what it does in `Operation` (Insert, Update, Delete, Merge).
         let kind = match self.node_type() {
             "ModifyTable" => self.text("Operation").unwrap_or("ModifyTable"),
             other => other,
         };
+        // As EXPLAIN's text format says it: an index walked from its end.
+        let backward = if self.text("Scan Direction") == Some("Backward") { " Backward" } else { "" };
         match (self.relation(), self.index_name()) {
-            (Some(relation), Some(index)) => format!("{kind} using {index} on {relation}"),
+            (Some(relation), Some(index)) => format!("{kind}{backward} using {index} on {relation}"),
             (Some(relation), None) => format!("{kind} on {relation}"),
             _ => kind.to_string(),
         }

@@ -7,6 +7,7 @@ use super::audit::statistics::{duration_text, timestamp};
 use super::audit::{AuditFinding, AuditKind, AuditReport, SightingsStatus, WatchedFrom};
 use super::finding::Finding;
 use super::numbers::count;
+use super::verify::Suggestion;
 use super::{Node, Report};
 
 /// The report as people read it: a summary line, then each finding with its
@@ -26,14 +27,66 @@ pub fn render_report(report: &Report) -> String {
     }
     if report.findings.is_empty() {
         let _ = writeln!(out, "\nNo warning signs found.");
-        return out;
+    } else {
+        let count = report.findings.len();
+        let _ = writeln!(out, "\n{count} warning sign{}:", if count == 1 { "" } else { "s" });
     }
-    let _ =
-        writeln!(out, "\n{} warning sign{}:", report.findings.len(), if report.findings.len() == 1 { "" } else { "s" });
     for (i, finding) in report.findings.iter().enumerate() {
         finding_block(&mut out, i + 1, finding);
     }
+    suggestions(&mut out, report);
     out
+}
+
+/// The index suggestions: verified ones with their estimated costs, then
+/// unverified ones saying why; or, without hypopg, how to get verification.
+fn suggestions(out: &mut String, report: &Report) {
+    let verification = &report.verification;
+    if let Some(note) = &verification.note {
+        if report.findings.iter().any(|f| f.sql.iter().any(|s| s.starts_with("CREATE INDEX"))) {
+            let _ = writeln!(out, "\nNote: {note}");
+        }
+        return;
+    }
+    let (verified, unverified): (Vec<&Suggestion>, Vec<&Suggestion>) =
+        report.suggestions.iter().partition(|s| s.verified);
+    let cut = format!("{:.0}%", verification.min_cost_cut * 100.0);
+    match verified.is_empty() {
+        true if verification.candidates == 0 => {}
+        true => {
+            let _ = writeln!(
+                out,
+                "\nNo index to suggest: none of {} candidate{} tried with hypopg cut the estimated cost by {cut} or more.",
+                verification.candidates,
+                if verification.candidates == 1 { "" } else { "s" }
+            );
+        }
+        false => {
+            let _ = writeln!(
+                out,
+                "\nSuggested indexes, verified with hypopg ({} candidates tried; kept: estimated cost cut by {cut} or more), best first:",
+                verification.candidates
+            );
+        }
+    }
+    for (i, suggestion) in verified.iter().enumerate() {
+        let (before, after) = (suggestion.cost_before.unwrap_or(0.0), suggestion.cost_after.unwrap_or(0.0));
+        let saved = if before > 0.0 { (1.0 - after / before) * 100.0 } else { 0.0 };
+        let _ = writeln!(out, "\n{}. {}", i + 1, suggestion.index);
+        let _ = writeln!(out, "   estimated cost: {before:.0} → {after:.0} (−{saved:.0}%)");
+        if let (Some(from), Some(to)) = (&suggestion.node_before, &suggestion.node_after) {
+            let _ = writeln!(out, "   plan: {from} → {to}");
+        }
+        for statement in &suggestion.sql {
+            let _ = writeln!(out, "   {statement}");
+        }
+    }
+    for suggestion in unverified {
+        let _ = writeln!(out, "\nNot verified: {} ({})", suggestion.index, suggestion.note.as_deref().unwrap_or(""));
+        for statement in &suggestion.sql {
+            let _ = writeln!(out, "   {statement}");
+        }
+    }
 }
 
 /// The audit as people read it: the window index usage was counted over,

@@ -42,8 +42,12 @@ pub(super) fn nested_loop(node: &Node, catalog: &Catalog) -> Option<Finding> {
         if materialized { "a Seq Scan kept in memory" } else { "a Seq Scan per outer row" },
         node.join_filter().map_or(String::new(), |f| format!("; join filter {f}"))
     );
-    if let Some((relation, fix, sql)) = driving_index(node, [inner, outer], &inner_scan, catalog) {
+    if let Some((relation, fix, sql, wanted)) = driving_index(node, [inner, outer], &inner_scan, catalog) {
+        let target = catalog.target(&relation);
         let mut finding = Finding::at(Kind::NestedLoop, node, problem, fix, sql);
+        if let Some(target) = target {
+            finding = finding.creating(target, wanted);
+        }
         finding.relation = Some(relation);
         return Some(finding);
     }
@@ -57,13 +61,13 @@ pub(super) fn nested_loop(node: &Node, catalog: &Catalog) -> Option<Finding> {
 
 /// The index that could drive the loop: on a plain column compared with =
 /// to the other side, on either side of the join (`sides`: inner, outer).
-/// Returns the table it goes on, the fix and its SQL.
+/// Returns the table it goes on, the fix, its SQL and the indexes it creates.
 fn driving_index(
     node: &Node,
     sides: [&Node; 2],
     inner_scan: &Node,
     catalog: &Catalog,
-) -> Option<(String, String, Vec<String>)> {
+) -> Option<(String, String, Vec<String>, Vec<crate::doctor::index::Wanted>)> {
     for side in sides {
         for scan in side.descendants().into_iter().filter(|n| n.node_type() == "Seq Scan") {
             let (Some(alias), Some(relation)) = (scan.alias(), scan.relation()) else { continue };
@@ -73,8 +77,8 @@ fn driving_index(
                 terms.extend(inner_scan.filter().map_or(Vec::new(), |f| predicate::terms(f, alias)));
             }
             if terms.iter().any(|t| matches!(t, Term::Join { op, .. } if op == "=")) {
-                let (fix, sql) = index_fix(target, &terms, &[], "", alias);
-                return Some((relation, fix, sql));
+                let (fix, sql, wanted) = index_fix(target, &terms, &[], "", alias);
+                return Some((relation, fix, sql, wanted));
             }
         }
     }

@@ -88,8 +88,8 @@ pub(super) fn seq_scan(members: &[Node], ancestors: &[Node], catalog: &Catalog) 
         percent(returned, read),
         predicate::unqualify(filter, alias)
     );
-    let (fix, sql) = index_fix(target, &terms, &sort, filter, alias);
-    let mut finding = Finding::at(Kind::SeqScan, first, problem, fix, sql);
+    let (fix, sql, wanted) = index_fix(target, &terms, &sort, filter, alias);
+    let mut finding = Finding::at(Kind::SeqScan, first, problem, fix, sql).creating(target, wanted);
     if members.len() > 1 {
         finding.node = format!("Seq Scan on {where_}");
         finding.relation = Some(target.display_name());
@@ -168,7 +168,7 @@ pub(super) fn filter_after_index(node: &Node, catalog: &Catalog) -> Option<Findi
     let alias = node.alias()?;
     let mut terms = node.index_cond().map_or(Vec::new(), |c| predicate::terms(c, alias));
     terms.extend(predicate::terms(filter, alias));
-    let (fix, sql) = index_fix(target, &terms, &[], filter, alias);
+    let (fix, sql, wanted) = index_fix(target, &terms, &[], filter, alias);
     let problem = format!(
         "{} finds {} rows through the index, then its filter discards {} of them ({}); filter: {}",
         node.label(),
@@ -177,5 +177,5 @@ pub(super) fn filter_after_index(node: &Node, catalog: &Catalog) -> Option<Findi
         percent(removed, returned + removed),
         predicate::unqualify(filter, alias)
     );
-    Some(Finding::at(Kind::FilterAfterIndex, node, problem, fix, sql))
+    Some(Finding::at(Kind::FilterAfterIndex, node, problem, fix, sql).creating(target, wanted))
 }
