@@ -168,6 +168,17 @@ pub enum Command {
         /// has not yet seen the weekly or monthly queries it may serve.
         #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = duration)]
         min_stats_age: std::time::Duration,
+        /// Instead of the audit: the smallest set of indexes serving the
+        /// statements that take the most time (pg_stat_statements), verified
+        /// with hypopg and weighed against the tables' writes.
+        #[arg(long)]
+        workload: bool,
+        /// With --workload: how many statements to read, by total time.
+        #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100), requires = "workload")]
+        top: u32,
+        /// With --workload: the cut of a statement's estimated cost that counts as serving it.
+        #[arg(long, value_name = "PERCENT", default_value = "50%", value_parser = cost_cut, requires = "workload")]
+        min_cost_cut: f64,
     },
     /// Check the worker's /healthz (for container HEALTHCHECK); exit 0 if healthy.
     Healthcheck,

@@ -67,7 +67,8 @@ fn doctor_exit_code(error: &DoctorError) -> u8 {
         | DoctorError::SeveralStatements
         | DoctorError::Parameters
         | DoctorError::UndefinedParameter(_)
-        | DoctorError::StatementFailed(_) => 2,
+        | DoctorError::StatementFailed(_)
+        | DoctorError::WorkloadUnavailable(_) => 2,
         DoctorError::Timeout { .. } | DoctorError::UnexpectedPlan(_) | DoctorError::Database { .. } => 1,
     }
 }

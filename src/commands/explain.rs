@@ -80,6 +80,22 @@ pub async fn doctor(
     Ok(())
 }
 
+/// `tally doctor --workload`: the index plan for the statements taking the most time.
+pub async fn workload(
+    config: &Config,
+    json: bool,
+    options: &crate::doctor::workload::WorkloadOptions,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
+    let pool = connect(config, &required_url()?, shutdown).await?;
+    let report = crate::doctor::workload::run(&pool, options).await?;
+    match json {
+        true => println!("{}", to_json(&report)?),
+        false => print!("{}", crate::doctor::workload::render_workload(&report)),
+    }
+    Ok(())
+}
+
 /// The statement of `--file FILE` or `--file -`.
 fn read_statement(file: &str) -> Result<String, Error> {
     let mut text = String::new();

@@ -96,7 +96,11 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
             let request = explain::Request { sql, file, analyze: !no_analyze, json, settings, timeout, min_cost_cut };
             explain::explain_or_audit(&config, request, audit, min_stats_age, &shutdown).await
         }
-        Command::Doctor { json, min_stats_age } => explain::doctor(&config, json, min_stats_age, &shutdown).await,
+        Command::Doctor { json, workload: true, top, min_cost_cut, .. } => {
+            let options = crate::doctor::workload::WorkloadOptions { top, min_cost_cut };
+            explain::workload(&config, json, &options, &shutdown).await
+        }
+        Command::Doctor { json, min_stats_age, .. } => explain::doctor(&config, json, min_stats_age, &shutdown).await,
         Command::Healthcheck => Ok(()),
     }
 }

@@ -41,11 +41,19 @@ pub struct EphemeralCluster {
     bindir: PathBuf,
     owner: Option<(Uid, Gid)>,
     port: u16,
+    /// Extra `-c name=value` server settings.
+    settings: Vec<String>,
 }
 
 impl EphemeralCluster {
     /// Initializes and starts a cluster (a few seconds). Blocking.
     pub fn start() -> Result<EphemeralCluster, ClusterError> {
+        EphemeralCluster::start_with(&[])
+    }
+
+    /// [`EphemeralCluster::start`] with server settings
+    /// (`shared_preload_libraries`, ...), which hold across restarts.
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<EphemeralCluster, ClusterError> {
         let bindir = find_bindir().ok_or(ClusterError::NoBinaries)?;
         let owner = if Uid::effective().is_root() {
             let user = User::from_name("postgres").ok().flatten().ok_or(ClusterError::NoPostgresUser)?;
@@ -57,7 +65,8 @@ impl EphemeralCluster {
         if let Some((uid, gid)) = owner {
             chown(dir.path(), Some(uid), Some(gid)).map_err(std::io::Error::from)?;
         }
-        let mut cluster = EphemeralCluster { dir: Some(dir), bindir, owner, port: 0 };
+        let settings = settings.iter().map(|(name, value)| format!(" -c {name}={value}")).collect();
+        let mut cluster = EphemeralCluster { dir: Some(dir), bindir, owner, port: 0, settings };
         let data = cluster.data_dir();
         cluster.run(
             "initdb",
@@ -128,9 +137,10 @@ impl EphemeralCluster {
         let log = self.dir().join("server.log");
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=200",
+             -c full_page_writes=off -c max_connections=200{}",
             self.port,
-            self.dir().display()
+            self.dir().display(),
+            self.settings.concat()
         );
         self.run(
             "pg_ctl start",

@@ -42,6 +42,10 @@ pub enum DoctorError {
     /// A database error while doing `context`, described with its SQLSTATE.
     #[error("{context}: {reason}")]
     Database { context: &'static str, reason: String },
+    /// `tally doctor --workload` cannot run here (no pg_stat_statements or
+    /// hypopg): what is missing and how to add it.
+    #[error("tally doctor --workload: {0}")]
+    WorkloadUnavailable(String),
 }
 
 impl DoctorError {

@@ -44,6 +44,7 @@ mod statement;
 #[cfg(test)]
 mod tests;
 mod verify;
+pub mod workload;
 
 use std::time::Duration;
 

@@ -8,6 +8,7 @@ mod aggregates;
 mod audit;
 mod sightings;
 mod verified;
+mod workload;
 
 use sqlx::{AssertSqlSafe, PgPool};
 use tally::doctor::{self, ExplainOptions, Finding, Kind, Report};
