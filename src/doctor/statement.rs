@@ -56,7 +56,7 @@ pub fn read(sql: &str) -> Vec<TableUse> {
                     .iter()
                     .map(|item| {
                         let desc = matches!(item.options.sort, Some(OrderBySort::Desc));
-                        match reader.column(&item.expr) {
+                        match reader.sorted_column(&item.expr) {
                             Some((table, column)) => (Some(table), column, desc),
                             None => (None, String::new(), desc),
                         }
@@ -95,9 +95,15 @@ struct Known {
     usage: TableUse,
 }
 
+/// A column: the table's position in the statement, and its name.
+type Column = (usize, String);
+
 #[derive(Debug, Default)]
 struct Reader {
     tables: Vec<Known>,
+    /// The select list: each item's name (its alias, or the column's) and
+    /// the column it is, when it is one.
+    outputs: Vec<(Option<String>, Option<Column>)>,
 }
 
 impl Reader {
@@ -117,8 +123,8 @@ impl Reader {
         if let TableFactor::Table { name, alias, args: None, .. } = factor {
             let name = object_name(name);
             let alias = match alias {
-                Some(alias) => alias.name.value.to_lowercase(),
-                None => name.rsplit('.').next().unwrap_or_default().to_lowercase(),
+                Some(alias) => self::name(&alias.name),
+                None => name.rsplit('.').next().unwrap_or_default().to_string(),
             };
             self.tables.push(Known { alias, usage: TableUse { name, ..TableUse::default() } });
         }
@@ -127,14 +133,34 @@ impl Reader {
     /// The table (index) and column a column reference names.
     fn column(&self, expr: &Expr) -> Option<(usize, String)> {
         match expr {
-            Expr::Identifier(ident) if self.tables.len() == 1 => Some((0, ident.value.clone())),
+            Expr::Identifier(ident) if self.tables.len() == 1 => Some((0, name(ident))),
             Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
-                let qualifier = parts[parts.len() - 2].value.to_lowercase();
+                let qualifier = name(&parts[parts.len() - 2]);
                 let table = self.tables.iter().position(|t| t.alias == qualifier)?;
-                Some((table, parts[parts.len() - 1].value.clone()))
+                Some((table, name(&parts[parts.len() - 1])))
             }
             Expr::Nested(inner) => self.column(inner),
             _ => None,
+        }
+    }
+
+    /// An ORDER BY item's column: an output name (`ORDER BY s` for
+    /// `created_at AS s`) or position (`ORDER BY 2`) first, as PostgreSQL
+    /// resolves them, else a column of the tables.
+    fn sorted_column(&self, expr: &Expr) -> Option<(usize, String)> {
+        match expr {
+            Expr::Identifier(ident) => {
+                let wanted = name(ident);
+                match self.outputs.iter().find(|(output, _)| output.as_deref() == Some(wanted.as_str())) {
+                    Some((_, column)) => column.clone(),
+                    None => self.column(expr),
+                }
+            }
+            Expr::Value(value) => {
+                let position: usize = value.value.to_string().parse().ok()?;
+                self.outputs.get(position.checked_sub(1)?).and_then(|(_, column)| column.clone())
+            }
+            _ => self.column(expr),
         }
     }
 
@@ -189,12 +215,16 @@ impl Reader {
     fn projection(&mut self, items: &[SelectItem]) {
         let mut columns: Vec<Option<(usize, String)>> = Vec::new();
         for item in items {
-            match item {
-                SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
-                    columns.push(self.column(expr))
+            let (output, column) = match item {
+                SelectItem::ExprWithAlias { expr, alias } => (Some(name(alias)), self.column(expr)),
+                SelectItem::UnnamedExpr(expr) => {
+                    let column = self.column(expr);
+                    (column.as_ref().map(|(_, c)| c.clone()), column)
                 }
-                _ => columns.push(None),
-            }
+                _ => (None, None),
+            };
+            self.outputs.push((output, column.clone()));
+            columns.push(column);
         }
         if columns.iter().all(Option::is_some) {
             for (table, known) in self.tables.iter_mut().enumerate() {
@@ -255,11 +285,19 @@ fn constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
     }
 }
 
+/// An identifier as PostgreSQL reads it: folded to lower case unless quoted.
+fn name(ident: &sqlparser::ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
 fn object_name(name: &ObjectName) -> String {
     name.0
         .iter()
         .map(|part| match part {
-            ObjectNamePart::Identifier(ident) => ident.value.clone(),
+            ObjectNamePart::Identifier(ident) => self::name(ident),
             other => other.to_string(),
         })
         .collect::<Vec<_>>()
@@ -305,5 +343,17 @@ mod tests {
         assert!(read("not sql at all").is_empty());
         // A function of a column is not a column comparison.
         assert!(read("SELECT * FROM t WHERE lower(email) = 'x'")[0].equality.is_empty());
+        // Unquoted names fold to lower case, as PostgreSQL folds them; quoted ones keep theirs.
+        let tables = read("SELECT * FROM Marketing.Leads AS L WHERE L.Score = 1 AND \"Mixed\" = 2");
+        assert_eq!(
+            (tables[0].name.as_str(), tables[0].equality.clone()),
+            ("marketing.leads", vec!["score".to_string(), "Mixed".to_string()])
+        );
+        assert_eq!(read("SELECT * FROM t WHERE \"Mixed\" = 2")[0].equality, ["Mixed"]);
+        // ORDER BY an output name or position sorts by the column behind it.
+        let by_alias = read("SELECT created_at AS s, email FROM leads WHERE score = 1 ORDER BY s DESC");
+        assert_eq!(by_alias[0].order, [("created_at".to_string(), true)]);
+        let by_position = read("SELECT email, created_at FROM leads WHERE score = 1 ORDER BY 2");
+        assert_eq!(by_position[0].order, [("created_at".to_string(), false)]);
     }
 }

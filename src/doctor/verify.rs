@@ -131,13 +131,19 @@ pub async fn run(
             continue;
         }
         let statement = format!("CREATE INDEX ON {} {}", table.sql_name(), shape(&candidate.wanted));
+        // A shape hypopg refuses (a column the statement names but the table
+        // lacks) is not suggested; the savepoint keeps the transaction usable.
+        sqlx::raw_sql("SAVEPOINT tally_candidate").execute(&mut *conn).await?;
         let created: Result<(i64, String), sqlx::Error> =
             sqlx::query_as("SELECT indexrelid::int8, indexname::text FROM hypopg_create_index($1)")
                 .bind(&statement)
                 .fetch_one(&mut *conn)
                 .await;
-        // A shape hypopg refuses is not suggested (it cannot be shown to help).
-        let Ok((oid, name)) = created else { continue };
+        let Ok((oid, name)) = created else {
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT tally_candidate").execute(&mut *conn).await?;
+            continue;
+        };
+        sqlx::raw_sql("RELEASE SAVEPOINT tally_candidate").execute(&mut *conn).await?;
         let replanned = planned(conn, query).await;
         sqlx::query("SELECT hypopg_drop_index($1::oid)").bind(oid).execute(&mut *conn).await?;
         let (after, plan) = replanned?;

@@ -49,6 +49,17 @@ async fn the_composite_in_the_query_order_is_verified_and_applying_it_fixes_the_
     assert!(!before.suggestions.iter().any(|s| s.index == "marketing.leads (score)"), "{:#?}", before.suggestions);
     assert_eq!(finding.sql, best.sql, "the finding's fix is the verified index");
 
+    // ORDER BY an output alias: the candidate (score, s DESC) names no column
+    // of leads; hypopg refuses it, and the others are still tried.
+    let aliased = explain(
+        &db.pool,
+        "SELECT created_at AS s, email FROM marketing.leads WHERE score = 997 ORDER BY s DESC LIMIT 20",
+        &[],
+    )
+    .await;
+    assert_eq!(aliased.verification.method, "hypopg");
+    assert!(aliased.suggestions.iter().any(|s| s.verified), "{:#?}", aliased.suggestions);
+
     for statement in &best.sql {
         sqlx::raw_sql(AssertSqlSafe(statement.clone())).execute(&db.pool).await.unwrap();
     }
