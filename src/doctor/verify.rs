@@ -198,7 +198,7 @@ pub async fn run(
 }
 
 /// `(keys) INCLUDE (...) WHERE ...` of a B-tree candidate, for hypopg.
-fn shape(wanted: &index::Wanted) -> String {
+pub(super) fn shape(wanted: &index::Wanted) -> String {
     let include = match wanted.include.is_empty() {
         true => String::new(),
         false => format!(" INCLUDE ({})", wanted.include.join(", ")),

@@ -76,13 +76,7 @@ async fn planned(
 ) -> Result<(f64, serde_json::Value), sqlx::Error> {
     let mut created = Vec::new();
     for index in indexes {
-        let include = match index.wanted.include.is_empty() {
-            true => String::new(),
-            false => format!(" INCLUDE ({})", index.wanted.include.join(", ")),
-        };
-        let predicate = index.wanted.predicate.as_ref().map_or(String::new(), |p| format!(" WHERE {p}"));
-        let statement =
-            format!("CREATE INDEX ON {} ({}){include}{predicate}", index.table, index.wanted.keys.join(", "));
+        let statement = format!("CREATE INDEX ON {} {}", index.table, crate::doctor::verify::shape(&index.wanted));
         let oid: i64 = sqlx::query_scalar("SELECT indexrelid::int8 FROM hypopg_create_index($1)")
             .bind(&statement)
             .fetch_one(&mut *conn)
