@@ -42,8 +42,20 @@ pub async fn after_refresh(
     config: &Config,
     changed: Changed<'_>,
 ) -> Result<(), ModeError> {
+    let mut sketches = None;
     for dependent in aggregate.dependents().filter(|d| d.kind == Kind::Rollup) {
         let Some(settings) = config.aggregate(dependent.name).filter(|s| s.enabled) else { continue };
+        // A rollup the server cannot build gets no marks: they would pile up
+        // in tally.invalidations with no refresh to take them.
+        if dependent.needs_sketches {
+            let on = match sketches {
+                Some(on) => on,
+                None => *sketches.insert(Features::detect(conn).await?.sketches),
+            };
+            if !on {
+                continue;
+            }
+        }
         let replaced = matches!(changed, Changed::Replaced);
         if replaced && catalog::relation(conn, dependent.name).await?.is_none() {
             build_again(conn, dependent, config, settings.mode).await?;

@@ -106,6 +106,18 @@ async fn without_the_extension_tally_runs_says_how_to_get_sketches_and_adds_them
             out.stdout
         );
     }
+    // The daily rollup's incremental refreshes leave no marks for rollups that cannot exist.
+    let marks = "SELECT count(*) FROM tally.invalidations WHERE aggregate IN ('weekly_campaign_metrics', 'monthly_campaign_metrics')";
+    let incremental_coarser = format!(
+        "{INCREMENTAL}[aggregates.weekly_campaign_metrics]\nmode = \"incremental\"\n[aggregates.monthly_campaign_metrics]\nmode = \"incremental\"\n"
+    );
+    sqlx::query("INSERT INTO marketing.events (event, occurred_at) VALUES ('page_view', '2026-11-02 09:00+00')")
+        .execute(pool)
+        .await
+        .unwrap();
+    let out = tally(&["refresh"]).database(&db.url).config_file(&incremental_coarser).output().await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(count(pool, marks).await, 0, "{}", out.stdout);
     // Asked for by name, the rollup that cannot be built fails the command, saying why.
     let out = tally(&["refresh", "monthly_campaign_metrics"]).database(&db.url).output().await;
     assert_eq!(out.code, Some(1), "{out:?}");
