@@ -70,13 +70,15 @@ pub fn render_workload(report: &WorkloadReport) -> String {
         );
         let _ = writeln!(
             out,
-            "   writers: the table takes {:.1} rows/s and has {}; one more costs them about {:.3} ms per second",
+            "   writers: the table takes {:.1} rows/s and has {}; one more costs them about {:.3} ms per second \
+             (+{:.0}% of their index upkeep)",
             proposal.table_writes_per_s,
             match proposal.table_indexes {
                 1 => "1 index".to_string(),
                 n => format!("{n} indexes"),
             },
-            proposal.write_cost_ms_per_s
+            proposal.write_cost_ms_per_s,
+            100.0 / proposal.table_indexes.max(1) as f64
         );
         for statement in &proposal.sql {
             let _ = writeln!(out, "   {statement}");
