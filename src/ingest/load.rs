@@ -1,13 +1,10 @@
-//! Loading batches, each in one transaction with the run's counts: `COPY`
-//! of the batch's new rows straight into `marketing.events` (`fast`), or,
-//! when PostgreSQL refuses that, `COPY` into a temporary staging table then
-//! `INSERT INTO marketing.events ... SELECT ... ON CONFLICT DO NOTHING` (the
-//! unique `(event_id, occurred_at)` index turns a line seen before into a
-//! duplicate), where rows PostgreSQL refuses are found and rejected alone
-//! (`bisect`).
+//! Loading batches: `COPY` (text format) into a temporary staging table,
+//! then `INSERT INTO marketing.events ... SELECT ... ON CONFLICT DO NOTHING`
+//! (the unique `(event_id, occurred_at)` index turns a line seen before into
+//! a duplicate), and the run's counts, all in one transaction per batch.
+//! Rows PostgreSQL refuses are found and rejected alone (`bisect`).
 
 mod bisect;
-mod fast;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgPool, Postgres};
@@ -24,8 +21,6 @@ const COLUMNS: &str =
 pub struct Loader {
     conn: PoolConnection<Postgres>,
     pub run_id: i64,
-    /// No key seen before so far: batches are copied without a probe ([`fast`]).
-    optimistic: bool,
 }
 
 /// What one batch did.
@@ -67,7 +62,7 @@ impl Loader {
             .bind(source)
             .fetch_one(&mut *conn)
             .await?;
-        Ok(Loader { conn, run_id, optimistic: true })
+        Ok(Loader { conn, run_id })
     }
 
     /// Loads one batch and counts it (rejected lines included) in one
@@ -75,10 +70,7 @@ impl Loader {
     /// line order, with its reason; the rest of the batch loads.
     pub async fn load(&mut self, batch: &mut Batch, shutdown: &CancellationToken) -> Result<Loaded, LoadError> {
         let mut tx = self.conn.begin().await?;
-        let inserted = match fast::insert(&mut tx, &batch.rows, &mut self.optimistic).await? {
-            Some(inserted) => inserted,
-            None => bisect::insert(&mut tx, &batch.rows, shutdown).await?,
-        };
+        let inserted = bisect::insert(&mut tx, &batch.rows, shutdown).await?;
         let duplicate = batch.rows.len() as i64 - inserted.loaded - inserted.refused.len() as i64;
         if !inserted.refused.is_empty() {
             batch.rejects.extend(inserted.refused);
@@ -114,15 +106,11 @@ impl Loader {
 }
 
 /// The rows in COPY text format: tab-separated, `\N` for NULL, with
-/// backslash, tab, newline and carriage return escaped; the line number
-/// first when `with_line` (the staging table has it, `marketing.events` not).
-pub fn copy_text<'a>(rows: impl IntoIterator<Item = &'a Row>, with_line: bool) -> Vec<u8> {
-    let mut out = String::new();
+/// backslash, tab, newline and carriage return escaped.
+pub fn copy_text(rows: &[Row]) -> Vec<u8> {
+    let mut out = String::with_capacity(rows.iter().map(|r| r.properties.len() + 160).sum());
     for row in rows {
-        if with_line {
-            out.push_str(&row.line.to_string());
-            out.push('\t');
-        }
+        out.push_str(&row.line.to_string());
         let fields = [
             Some(row.event_id.as_str()),
             row.user_id.as_deref(),
@@ -133,10 +121,8 @@ pub fn copy_text<'a>(rows: impl IntoIterator<Item = &'a Row>, with_line: bool) -
             row.utm_medium.as_deref(),
             row.utm_campaign.as_deref(),
         ];
-        for (i, field) in fields.into_iter().enumerate() {
-            if i > 0 {
-                out.push('\t');
-            }
+        for field in fields {
+            out.push('\t');
             match field {
                 None => out.push_str("\\N"),
                 Some(text) => escape(&mut out, text),
@@ -172,7 +158,7 @@ mod tests {
             br#"{"_id":"a\tb","event":"x\\y\nz","properties":{"q":"1\\n"},"timestamp":"2026-03-03T10:00:00.5Z"}"#,
         )
         .unwrap();
-        let text = String::from_utf8(copy_text(&[row], true)).unwrap();
+        let text = String::from_utf8(copy_text(&[row])).unwrap();
         assert_eq!(
             text,
             "3\ta\\tb\t\\N\tx\\\\y\\nz\t{\"q\":\"1\\\\\\\\n\"}\t\\N\t\\N\t\\N\t\\N\t2026-03-03 10:00:00.500000+00\n"

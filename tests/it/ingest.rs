@@ -4,7 +4,7 @@
 //! formats are in `formats`, guards on the arguments in `safeguards`, values
 //! PostgreSQL cannot store in `refused`, singular and plural in `wording`.
 
-mod fast_path;
+mod concurrent;
 mod formats;
 mod refused;
 mod safeguards;

@@ -99,7 +99,7 @@ async fn copy_and_insert(
     clear_staging: bool,
 ) -> Result<(i64, i64), sqlx::Error> {
     let mut copy = conn.copy_in_raw(&format!("COPY pg_temp.tally_ingest_staging (line, {COLUMNS}) FROM STDIN")).await?;
-    copy.send(copy_text(rows, true)).await?;
+    copy.send(copy_text(rows)).await?;
     copy.finish().await?;
     let counts = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH inserted AS (
@@ -120,7 +120,7 @@ async fn copy_and_insert(
 /// Whether PostgreSQL refused some row's data, rather than failing for a
 /// reason no line is to blame for (a lost connection, a timeout, a
 /// permission, a full disk), which stops the run.
-pub(super) fn refused_by_the_data(error: &sqlx::Error) -> bool {
+fn refused_by_the_data(error: &sqlx::Error) -> bool {
     error.as_database_error().and_then(|e| e.code()).is_some_and(|code| about_a_row(&code))
 }
 

@@ -1,8 +1,6 @@
-//! The fast path of a batch (`COPY` of its new rows straight into
-//! `marketing.events`) keeps every guarantee of the staging path: two runs
-//! of one file at once load each line once (the later one falls back when
-//! its `COPY` meets the other's rows), and incremental mode's triggers see
-//! the rows it copies.
+//! Ingest beside other writers: two runs of one file at once load each line
+//! once (one run's rows are the other's duplicates), and incremental mode's
+//! triggers see every row a run loads.
 
 use sqlx::PgPool;
 
@@ -33,7 +31,7 @@ async fn two_runs_of_one_file_at_once_load_each_line_once() {
 }
 
 #[tokio::test]
-async fn incremental_mode_sees_the_rows_a_run_copies() {
+async fn incremental_mode_sees_the_rows_a_run_loads() {
     let db = TestDb::migrated().await;
     create_months(&db.pool).await;
     let toml = "[aggregates.daily_event_counts]\nmode = \"incremental\"\n";
@@ -48,5 +46,5 @@ async fn incremental_mode_sees_the_rows_a_run_copies() {
     assert_eq!(scalar(&db.pool, marked).await, 25, "the 25 days of the file are marked");
     let refresh = tally(&["refresh", "daily_event_counts"]).database(&db.url).config_file(toml).output().await;
     assert!(refresh.stdout.contains("(incremental, 25 days"), "{}", refresh.stdout);
-    assert_rollups_match_scratch(&db.pool, &config(toml), &["daily_event_counts"], "after a copied batch").await;
+    assert_rollups_match_scratch(&db.pool, &config(toml), &["daily_event_counts"], "after an ingest").await;
 }
