@@ -81,6 +81,10 @@ fn the_compose_file_wires_postgres_tally_prometheus_and_grafana() {
     assert_eq!(services["postgres"]["build"]["dockerfile"], "deploy/postgres.Dockerfile");
     let postgres = std::fs::read_to_string(repo().join("deploy/postgres.Dockerfile")).unwrap();
     assert!(postgres.contains("FROM postgres:15") && postgres.contains("postgresql-${PG_MAJOR}-hll"), "{postgres}");
+    assert!(postgres.contains("postgresql-${PG_MAJOR}-hypopg"), "{postgres}");
+    let command: Vec<&str> =
+        services["postgres"]["command"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(command.contains(&"shared_preload_libraries=pg_stat_statements"), "{command:?}");
     let init = std::fs::read_to_string(repo().join("deploy/postgres-init.sh")).unwrap();
     assert!(init.contains("CREATE EXTENSION IF NOT EXISTS hll"), "{init}");
     assert!(services["postgres"]["healthcheck"]["test"].is_array());
