@@ -78,11 +78,12 @@ pub async fn require_inputs(conn: &mut PgConnection, aggregate: &Aggregate) -> R
     Ok(())
 }
 
-/// Drops what reads `aggregate` so that it can be replaced: the views, and
-/// the rollups that are materialized views over it. The caller brings them
+/// Drops what reads `aggregate` so that it can be replaced: the views, its
+/// live view, and the rollups that are materialized views over it. The caller brings them
 /// back with [`after_refresh`] before committing.
 pub async fn drop_dependents(conn: &mut PgConnection, aggregate: &Aggregate) -> Result<(), sqlx::Error> {
     views::drop_dependents(conn, aggregate).await?;
+    super::live::drop(conn, aggregate).await?;
     for dependent in aggregate.dependents().filter(|d| d.kind == Kind::Rollup) {
         if catalog::relation(conn, dependent.name).await?.is_some_and(|r| r.relkind == "m") {
             execute(conn, format!("DROP MATERIALIZED VIEW {}", dependent.qualified_name())).await?;

@@ -31,6 +31,8 @@ use crate::db::template::render;
 
 /// The claim of the marks (`sql/incremental/claim.sql`).
 const CLAIM: &str = include_str!("../../sql/incremental/claim.sql");
+/// The days a set of marks dirties (`sql/incremental/dirty.sql`).
+pub(super) const DIRTY: &str = include_str!("../../sql/incremental/dirty.sql");
 /// The days waiting per aggregate (`sql/incremental/backlog.sql`).
 const BACKLOG: &str = include_str!("../../sql/incremental/backlog.sql");
 
@@ -84,6 +86,7 @@ pub async fn refresh(conn: &mut PgConnection, aggregate: &Aggregate, config: &Co
         None => Changed::Everything,
     };
     hierarchy::after_refresh(conn, aggregate, config, changed).await?;
+    super::live::ensure(conn, aggregate, config, features).await?;
     Ok(Outcome { kind, rows: count_rows(conn, aggregate).await?, days: rewritten.map(|(periods, _)| periods) })
 }
 
@@ -99,7 +102,9 @@ pub struct Claimed {
 
 /// Deletes the aggregate's committed marks and returns the days they dirty.
 async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Claimed, sqlx::Error> {
-    let claim = render(CLAIM, &[("tz", &config.reporting_timezone.sql_literal())]);
+    let tz = config.reporting_timezone.sql_literal();
+    let dirty = render(DIRTY, &[("marks", "claimed"), ("tz", &tz)]);
+    let claim = render(CLAIM, &[("dirty", &dirty)]);
     let (marks, everything, days): (i64, bool, Vec<NaiveDate>) =
         sqlx::query_as(AssertSqlSafe(claim)).bind(aggregate.name).fetch_one(conn).await?;
     Ok(Claimed { marks, everything, days })

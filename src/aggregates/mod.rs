@@ -12,6 +12,7 @@ pub mod concurrently;
 pub mod features;
 pub mod hierarchy;
 pub mod incremental;
+pub mod live;
 mod outcome;
 pub mod period;
 pub mod rules;

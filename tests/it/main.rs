@@ -16,6 +16,7 @@ mod engine;
 mod faults;
 mod incremental;
 mod ingest;
+mod live;
 mod migrations;
 mod observability;
 mod partitions;

@@ -29,7 +29,7 @@ pub use database::{TestDb, count, server_url};
 pub use fixtures::{conversion, create_months, generated, index_state, insert_sample_events, lead};
 pub use partitions::{day, done, maintain, month, partition_names};
 pub use process::{Finished, Running, TallyCommand, tally};
-pub use refresh::{assert_matches_scratch, assert_rollups_match_scratch, features, refresh_all, refresher};
+pub use refresh::{assert_matches_scratch, assert_rollups_match_scratch, features, refresh_all, refresher, scratch};
 pub use wait::{Session, backend_pid, is_lock_timeout, wait_until};
 pub use worker::{
     FAST, free_addr, http_get, metric, metric_of, metrics, ready, start_worker, wait_for_metric, wait_for_metric_within,

@@ -1,0 +1,79 @@
+//! Live reads (SPEC §4.3): `reporting.<name>_live` of each daily aggregate
+//! in incremental mode returns, with no refresh, what a refresh at this
+//! instant would write; after a refresh, the table. `tally_reader` reads it
+//! without any right on `marketing`; it goes away with incremental mode.
+
+use sqlx::PgPool;
+use tally::aggregates::{self, Features, Kind};
+use tally::config::Config;
+
+use crate::harness::{TestDb, Workload, config, count, create_months, features, refresh_all, scratch};
+
+const DAILY_INCREMENTAL: &str = "[aggregates.daily_campaign_metrics]\nmode = \"incremental\"\n\
+     [aggregates.daily_event_counts]\nmode = \"incremental\"\n[aggregates.daily_lead_funnel]\nmode = \"incremental\"\n\
+     [aggregates.daily_attribution]\nmode = \"incremental\"\n[aggregates.daily_campaign_spend]\nmode = \"incremental\"\n";
+
+/// Rows of `left` not in `right` and the other way round, as text.
+async fn differences(pool: &PgPool, left: &str, right: &str) -> Vec<String> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT x::text FROM ((SELECT 'left' AS side, l::text FROM ({left}) AS l EXCEPT ALL SELECT 'left', r::text FROM ({right}) AS r)
+          UNION ALL (SELECT 'right', r::text FROM ({right}) AS r EXCEPT ALL SELECT 'right', l::text FROM ({left}) AS l)) AS x LIMIT 10"
+    )))
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+fn daily_rollups() -> impl Iterator<Item = &'static aggregates::Aggregate> {
+    aggregates::REGISTRY.iter().filter(|a| a.kind == Kind::Rollup && aggregates::live::has_live_view(a))
+}
+
+async fn assert_live_is(pool: &PgPool, config: &Config, features: Features, against: &str, context: &str) {
+    for aggregate in daily_rollups() {
+        let live = format!("SELECT * FROM {}", aggregates::live::qualified_name(aggregate));
+        let expected = match against {
+            "scratch" => scratch(aggregate, config, features),
+            _ => format!("SELECT * FROM {}", aggregate.qualified_name()),
+        };
+        let diff = differences(pool, &live, &expected).await;
+        assert!(diff.is_empty(), "{context}: {}_live differs from the {against}:\n{}", aggregate.name, diff.join("\n"));
+    }
+}
+
+#[tokio::test]
+async fn live_views_equal_a_full_computation_before_any_refresh_and_the_table_after() {
+    for (seed, zone) in [(21, "UTC"), (22, "America/New_York")] {
+        let db = TestDb::migrated().await;
+        let pool = &db.pool;
+        create_months(pool).await;
+        let config =
+            config(&format!("reporting_timezone = \"{zone}\"\nattribution_lookback_days = 20\n{DAILY_INCREMENTAL}"));
+        let features = features(pool).await;
+        let mut workload = Workload::new(seed);
+        workload.apply(pool, 30, false).await;
+        refresh_all(pool, &config).await;
+        assert_live_is(pool, &config, features, "table", "right after a refresh").await;
+        for round in 0..4 {
+            // Inserts, late data, moves, deletes, lead and conversion changes, a partition TRUNCATE: no refresh.
+            workload.apply(pool, 20, false).await;
+            assert!(count(pool, "SELECT count(*) FROM tally.invalidations").await > 0);
+            assert_live_is(pool, &config, features, "scratch", &format!("{zone}, round {round}, not refreshed")).await;
+            refresh_all(pool, &config).await;
+            assert_live_is(pool, &config, features, "table", &format!("{zone}, round {round}, refreshed")).await;
+        }
+        // tally_reader reads a live view, and still nothing in marketing.
+        let mut reader = pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL ROLE tally_reader").execute(&mut *reader).await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM reporting.daily_attribution_live")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        assert!(rows > 0);
+        let refused = sqlx::query("SELECT count(*) FROM marketing.events").execute(&mut *reader).await;
+        assert!(refused.is_err(), "tally_reader reads no marketing table");
+        reader.rollback().await.unwrap();
+        // Back to concurrently mode: the live views go with the tables.
+        refresh_all(pool, &crate::harness::config("")).await;
+        assert_eq!(count(pool, "SELECT count(*) FROM pg_views WHERE viewname LIKE '%\\_live'").await, 0);
+    }
+}
