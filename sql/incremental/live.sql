@@ -3,8 +3,11 @@
 -- stored rows of the days no mark waits for, and the definition recomputed
 -- for the days the waiting marks dirty (everything after a TRUNCATE).
 -- {{aggregate}}: its name as a literal; {{table}}: the stored table;
--- {{dirty}}: sql/incremental/dirty.sql over live_marks; {{definition}}: the
--- definition restricted to those days.
+-- {{dirty}}: sql/incremental/dirty.sql over live_marks; {{days}}: the
+-- definition restricted to those days: an index range from the first to the
+-- last dirty day (all time after a TRUNCATE mark), bounds computed once
+-- (initplans, so partitions outside are pruned at run time and the planner
+-- expects a narrow range: no JIT for a view that mostly reads few rows).
 WITH live_marks AS (
     SELECT kind, first_day, last_day, lead_id FROM tally.invalidations WHERE aggregate = {{aggregate}}),
 live_dirty AS (
@@ -15,5 +18,5 @@ SELECT stored.* FROM {{table}} AS stored
 WHERE NOT (SELECT yes FROM live_all) AND stored.day NOT IN (SELECT day FROM live_dirty)
 UNION ALL
 SELECT * FROM (
-{{definition}}
+{{days}}
 ) AS fresh

@@ -37,22 +37,36 @@ pub fn definition(aggregate: &Aggregate, config: &Config, features: Features) ->
     let tz = config.reporting_timezone.sql_literal();
     let dirty = render(super::incremental::DIRTY, &[("marks", "live_marks"), ("tz", &tz)]);
     let column = aggregate.scope_column;
-    let days = match aggregate.scope_is_date {
-        true => format!("{column} IN (SELECT day FROM live_dirty)"),
-        false => format!(
-            "EXISTS (SELECT 1 FROM live_dirty AS d WHERE {column} >= (d.day::timestamp AT TIME ZONE {tz}) \
-             AND {column} < ((d.day + 1)::timestamp AT TIME ZONE {tz}))"
+    // Between the first and the last dirty day (all time after a TRUNCATE
+    // mark), then exactly the dirty days.
+    let (lo, hi) = match aggregate.scope_is_date {
+        true => ("'-infinity'::date".to_string(), "'infinity'::date".to_string()),
+        false => ("'-infinity'::timestamptz".to_string(), "'infinity'::timestamptz".to_string()),
+    };
+    let (first, after_last, day) = match aggregate.scope_is_date {
+        true => (
+            "(SELECT min(day) FROM live_dirty)".to_string(),
+            "((SELECT max(day) FROM live_dirty) + 1)".to_string(),
+            column.to_string(),
+        ),
+        false => (
+            format!("((SELECT min(day) FROM live_dirty)::timestamp AT TIME ZONE {tz})"),
+            format!("(((SELECT max(day) FROM live_dirty) + 1)::timestamp AT TIME ZONE {tz})"),
+            format!("({column} AT TIME ZONE {tz})::date"),
         ),
     };
-    let scope = format!("((SELECT yes FROM live_all) OR {days})");
-    let recomputed = aggregate.scoped_definition(config, features, &scope);
+    let days = format!(
+        "({column} >= (SELECT CASE WHEN yes THEN {lo} ELSE {first} END FROM live_all) \
+         AND {column} < (SELECT CASE WHEN yes THEN {hi} ELSE {after_last} END FROM live_all) \
+         AND ((SELECT yes FROM live_all) OR {day} IN (SELECT day FROM live_dirty)))"
+    );
     render(
         LIVE,
         &[
             ("aggregate", &quote_literal(aggregate.name)),
             ("table", &aggregate.qualified_name()),
             ("dirty", &dirty),
-            ("definition", &recomputed),
+            ("days", &aggregate.scoped_definition(config, features, &days)),
         ],
     )
 }

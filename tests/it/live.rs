@@ -61,6 +61,10 @@ async fn live_views_equal_a_full_computation_before_any_refresh_and_the_table_af
             refresh_all(pool, &config).await;
             assert_live_is(pool, &config, features, "table", &format!("{zone}, round {round}, refreshed")).await;
         }
+        // A TRUNCATE marks everything: the live view recomputes it all.
+        sqlx::raw_sql("TRUNCATE marketing.campaign_spend").execute(pool).await.unwrap();
+        assert!(count(pool, "SELECT count(*) FROM tally.invalidations WHERE kind = 'all'").await > 0);
+        assert_live_is(pool, &config, features, "scratch", &format!("{zone}, after a TRUNCATE")).await;
         // tally_reader reads a live view, and still nothing in marketing.
         let mut reader = pool.begin().await.unwrap();
         sqlx::query("SET LOCAL ROLE tally_reader").execute(&mut *reader).await.unwrap();
