@@ -62,10 +62,24 @@ pub fn sql_queries(name: &str, dashboard: &Value) -> Vec<DashboardQuery> {
     queries
 }
 
+/// The current values of a dashboard's custom (constant-list) variables,
+/// which no query computes: the starting point of [`expand`]'s variables.
+pub fn custom_variables(dashboard: &Value) -> BTreeMap<String, Vec<String>> {
+    let variables = dashboard.pointer("/templating/list").and_then(Value::as_array).cloned().unwrap_or_default();
+    variables
+        .iter()
+        .filter(|v| v["type"] == "custom")
+        .filter_map(|v| {
+            Some((v["name"].as_str()?.to_string(), vec![v.pointer("/current/value")?.as_str()?.to_string()]))
+        })
+        .collect()
+}
+
 /// Expands Grafana's macros and template variables in `sql` for the time
 /// range `from`..`to`: `$__timeFilter(col)`, `$__timeFrom()`, `$__timeTo()`,
 /// `$__timeGroup(col, interval)`, `$__timeGroupAlias(col, interval)`, and
-/// `$name` / `${name}` (a multi-value variable becomes a quoted list).
+/// `$name` / `${name}` (a multi-value variable becomes a quoted list), and
+/// `${name:raw}` (the values unquoted).
 pub fn expand(sql: &str, from: DateTime<Utc>, to: DateTime<Utc>, variables: &BTreeMap<String, Vec<String>>) -> String {
     let literal = |t: DateTime<Utc>| format!("'{}'", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     let mut out = sql.replace("$__timeFrom()", &literal(from)).replace("$__timeTo()", &literal(to));
@@ -79,6 +93,8 @@ pub fn expand(sql: &str, from: DateTime<Utc>, to: DateTime<Utc>, variables: &BTr
     names.sort_by_key(|name| std::cmp::Reverse(name.len()));
     for name in names {
         let values = &variables[name];
+        // `${name:raw}`: the values as they are (a relation name), comma-separated.
+        out = out.replace(&format!("${{{name}:raw}}"), &values.join(","));
         let list = if values.is_empty() {
             "NULL".to_string()
         } else {
@@ -146,6 +162,13 @@ mod tests {
             "SELECT floor(extract(epoch from day)/86400)*86400 AS \"time\", x FROM t WHERE day BETWEEN '2026-11-01T00:00:00Z' \
              AND '2026-11-25T12:00:00Z' AND d >= '2026-11-01T00:00:00Z'::date AND s IN ('google','o''brien') AND c IN ('brand')"
         );
+        let raw = BTreeMap::from([("metrics".to_string(), vec!["daily_campaign_metrics_live".to_string()])]);
+        assert_eq!(
+            expand("FROM reporting.${metrics:raw} AS m", from, to, &raw),
+            "FROM reporting.daily_campaign_metrics_live AS m"
+        );
+        let campaign: Value = serde_json::from_str(DASHBOARDS[0].1).unwrap();
+        assert_eq!(custom_variables(&campaign)["metrics"], ["daily_campaign_metrics"], "the stored table by default");
     }
 
     #[test]

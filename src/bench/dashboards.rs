@@ -44,7 +44,7 @@ pub(super) async fn measure(pool: &PgPool, config: &Arc<Config>, runs: u32) -> R
     let mut timings = Vec::new();
     for (name, text) in DASHBOARDS {
         let dashboard: Value = serde_json::from_str(text).map_err(|e| Error::runtime("bench", e.to_string()))?;
-        let mut variables: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut variables: BTreeMap<String, Vec<String>> = crate::dashboards::custom_variables(&dashboard);
         for query in sql_queries(name, &dashboard) {
             let sql = expand(&query.sql, from, to, &variables);
             let mut samples = Vec::new();

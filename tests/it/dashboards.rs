@@ -50,7 +50,7 @@ async fn every_dashboard_query_runs_as_tally_reader_returns_rows_and_reads_only_
     let mut checked = 0;
     for (name, text) in DASHBOARDS {
         let dashboard: Value = serde_json::from_str(text).unwrap();
-        let mut variables: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut variables: BTreeMap<String, Vec<String>> = tally::dashboards::custom_variables(&dashboard);
         for query in sql_queries(name, &dashboard) {
             let sql = expand(&query.sql, from, to, &variables);
             let (rows, schemas) =
