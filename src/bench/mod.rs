@@ -11,6 +11,7 @@ mod attribution;
 mod copy;
 mod dashboards;
 mod ingest;
+mod live;
 mod refresh;
 mod sketches;
 mod soak;
@@ -81,6 +82,7 @@ async fn measure(
     let mut copy = None;
     let mut ingested = None;
     let mut dashboards = None;
+    let mut live_reads = None;
     for (index, events) in options.sizes.iter().enumerate() {
         let name = format!("tally_bench_{events}");
         let pool = fresh_database(&admin, server, config, &name, shutdown).await?;
@@ -95,6 +97,7 @@ async fn measure(
         };
         if measured.is_ok() && last && options.dashboard_runs > 0 {
             dashboards = Some((*events, dashboards::measure(&pool, config, options.dashboard_runs).await));
+            live_reads = Some((*events, live::measure(&pool, config, options.dashboard_runs).await));
         }
         if measured.is_ok() && last && options.ingest_rows > 0 {
             ingested = Some(ingest::measure(&pool, config, options.ingest_rows).await);
@@ -127,6 +130,9 @@ async fn measure(
     }
     if let Some((events, timings)) = dashboards {
         report.push_str(&dashboards::table(events, options.dashboard_runs, &timings?));
+    }
+    if let Some((events, timings)) = live_reads {
+        report.push_str(&live::table(events, options.dashboard_runs, &timings?));
     }
     Ok(report)
 }

@@ -143,6 +143,10 @@ async fn bench_measures_both_modes_the_trigger_overhead_and_ingest() {
     let sketches = out.stdout.split("Cost of `visitors_hll`").nth(1).unwrap_or_else(|| panic!("{}", out.stdout));
     let row = sketches.lines().find(|l| l.starts_with("| 4000 |")).unwrap_or_else(|| panic!("{sketches}"));
     assert_eq!(row.matches("× |").count(), 2, "build and one day, with against without: {row}");
+    let live = out.stdout.split("Live reads:").nth(1).unwrap_or_else(|| panic!("{}", out.stdout));
+    for dirty in ["| 0 |", "| 1 |", "| 7 |"] {
+        assert!(live.lines().any(|l| l.starts_with(dirty)), "{dirty} in {live}");
+    }
     assert!(out.stdout.contains("COPY of 3000 events"), "{}", out.stdout);
     assert!(out.stdout.contains("Trigger overhead: "), "{}", out.stdout);
     let ingest =
