@@ -150,12 +150,7 @@ fn from_usage(usage: &TableUse) -> Vec<Wanted> {
 
 /// `table (keys) INCLUDE (...) WHERE ...` for people.
 pub fn describe(candidate: &Candidate) -> String {
-    let wanted = &candidate.wanted;
-    let method = if wanted.method == "btree" { String::new() } else { format!(" USING {}", wanted.method) };
-    let include =
-        if wanted.include.is_empty() { String::new() } else { format!(" INCLUDE ({})", wanted.include.join(", ")) };
-    let predicate = wanted.predicate.as_ref().map_or(String::new(), |p| format!(" WHERE {p}"));
-    format!("{}{method} ({}){include}{predicate}", candidate.table, wanted.keys.join(", "))
+    format!("{}{} {}", candidate.table, candidate.wanted.using(), candidate.wanted.shape())
 }
 
 #[cfg(test)]

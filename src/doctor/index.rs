@@ -33,6 +33,23 @@ pub struct SortColumn {
     pub direction: String,
 }
 
+impl Wanted {
+    /// ` USING gin` (nothing for a B-tree), as written before the keys.
+    pub fn using(&self) -> String {
+        if self.method == "btree" { String::new() } else { format!(" USING {}", self.method) }
+    }
+
+    /// `(keys) INCLUDE (...) WHERE ...`, as written after the table.
+    pub fn shape(&self) -> String {
+        let include = match self.include.is_empty() {
+            true => String::new(),
+            false => format!(" INCLUDE ({})", self.include.join(", ")),
+        };
+        let predicate = self.predicate.as_ref().map_or(String::new(), |p| format!(" WHERE {p}"));
+        format!("({}){include}{predicate}", self.keys.join(", "))
+    }
+}
+
 /// The indexes that would serve `terms` (and the order `sort`) on one table.
 pub fn wanted(terms: &[Term], sort: &[SortColumn]) -> Vec<Wanted> {
     let mut equality: Vec<&str> = Vec::new();
@@ -135,13 +152,7 @@ fn normalize(predicate: Option<&str>) -> Option<String> {
 /// the index automatically).
 pub fn create_statements(table: &Table, wanted: &Wanted) -> Vec<String> {
     let name = index_name(&table.name, wanted);
-    let using = if wanted.method == "btree" { String::new() } else { format!(" USING {}", wanted.method) };
-    let tail = format!(
-        "{using} ({}){}{}",
-        wanted.keys.join(", "),
-        if wanted.include.is_empty() { String::new() } else { format!(" INCLUDE ({})", wanted.include.join(", ")) },
-        wanted.predicate.as_ref().map_or(String::new(), |p| format!(" WHERE {p}"))
-    );
+    let tail = format!("{} {}", wanted.using(), wanted.shape());
     if !table.is_partitioned() {
         return vec![format!(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {}{tail};",

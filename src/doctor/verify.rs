@@ -130,7 +130,7 @@ pub async fn run(
             });
             continue;
         }
-        let statement = format!("CREATE INDEX ON {} {}", table.sql_name(), shape(&candidate.wanted));
+        let statement = format!("CREATE INDEX ON {} {}", table.sql_name(), candidate.wanted.shape());
         // A shape hypopg refuses (a column the statement names but the table
         // lacks) is not suggested; the savepoint keeps the transaction usable.
         sqlx::raw_sql("SAVEPOINT tally_candidate").execute(&mut *conn).await?;
@@ -195,14 +195,4 @@ pub async fn run(
         }
     }
     Ok(kept.into_iter().map(|k| k.2).chain(unverified).collect())
-}
-
-/// `(keys) INCLUDE (...) WHERE ...` of a B-tree candidate, for hypopg.
-pub(super) fn shape(wanted: &index::Wanted) -> String {
-    let include = match wanted.include.is_empty() {
-        true => String::new(),
-        false => format!(" INCLUDE ({})", wanted.include.join(", ")),
-    };
-    let predicate = wanted.predicate.as_ref().map_or(String::new(), |p| format!(" WHERE {p}"));
-    format!("({}){include}{predicate}", wanted.keys.join(", "))
 }

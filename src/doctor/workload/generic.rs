@@ -76,7 +76,7 @@ async fn planned(
 ) -> Result<(f64, serde_json::Value), sqlx::Error> {
     let mut created = Vec::new();
     for index in indexes {
-        let statement = format!("CREATE INDEX ON {} {}", index.table, crate::doctor::verify::shape(&index.wanted));
+        let statement = format!("CREATE INDEX ON {} {}", index.table, index.wanted.shape());
         let oid: i64 = sqlx::query_scalar("SELECT indexrelid::int8 FROM hypopg_create_index($1)")
             .bind(&statement)
             .fetch_one(&mut *conn)
