@@ -114,8 +114,8 @@ async fn mark(conn: &mut PgConnection, dependent: &Aggregate, changed: Changed<'
 }
 
 /// Builds `dependent` again, in its configured `mode`, after
-/// [`drop_dependents`] dropped it in this transaction; not without the
-/// features it needs. Its marks are covered by the build.
+/// [`drop_dependents`] dropped it in this transaction ([`after_refresh`]
+/// skips a rollup the server cannot build). Its marks are covered by the build.
 async fn build_again(
     conn: &mut PgConnection,
     dependent: &Aggregate,
@@ -123,9 +123,6 @@ async fn build_again(
     mode: Mode,
 ) -> Result<(), ModeError> {
     let features = Features::detect(conn).await?;
-    if dependent.needs_sketches && !features.sketches {
-        return Ok(());
-    }
     let definition = dependent.definition(config, features);
     let fingerprint = build::fingerprint(conn, &definition, mode).await?;
     sqlx::query("DELETE FROM tally.invalidations WHERE aggregate = $1")

@@ -39,17 +39,17 @@ pub fn definition(aggregate: &Aggregate, config: &Config, features: Features) ->
     let column = aggregate.scope_column;
     // Between the first and the last dirty day (all time after a TRUNCATE
     // mark), then exactly the dirty days.
-    let (lo, hi) = match aggregate.scope_is_date {
-        true => ("'-infinity'::date".to_string(), "'infinity'::date".to_string()),
-        false => ("'-infinity'::timestamptz".to_string(), "'infinity'::timestamptz".to_string()),
-    };
-    let (first, after_last, day) = match aggregate.scope_is_date {
+    let (lo, hi, first, after_last, day) = match aggregate.scope_is_date {
         true => (
+            "'-infinity'::date".to_string(),
+            "'infinity'::date".to_string(),
             "(SELECT min(day) FROM live_dirty)".to_string(),
             "((SELECT max(day) FROM live_dirty) + 1)".to_string(),
             column.to_string(),
         ),
         false => (
+            "'-infinity'::timestamptz".to_string(),
+            "'infinity'::timestamptz".to_string(),
             format!("((SELECT min(day) FROM live_dirty)::timestamp AT TIME ZONE {tz})"),
             format!("(((SELECT max(day) FROM live_dirty) + 1)::timestamp AT TIME ZONE {tz})"),
             format!("({column} AT TIME ZONE {tz})::date"),

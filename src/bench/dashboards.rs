@@ -69,14 +69,8 @@ pub(super) async fn measure(pool: &PgPool, config: &Arc<Config>, runs: u32) -> R
                     values.iter().map(|v| v.trim_matches(['(', ')', '"']).to_string()).collect(),
                 );
             }
-            samples.sort();
-            let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
-            timings.push(QueryTiming {
-                dashboard: name.to_string(),
-                title: query.title.clone(),
-                p50: at(0.5),
-                p95: at(0.95),
-            });
+            let (p50, p95) = super::percentiles(samples);
+            timings.push(QueryTiming { dashboard: name.to_string(), title: query.title.clone(), p50, p95 });
         }
     }
     tracing::info!(queries = timings.len(), "benchmarked dashboard queries");

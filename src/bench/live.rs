@@ -84,9 +84,7 @@ async fn timed(pool: &PgPool, sql: &str, runs: u32) -> Result<(Duration, Duratio
         samples.push(started.elapsed());
     }
     tx.rollback().await.map_err(failed("rolling back"))?;
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
-    Ok((at(0.5), at(0.95)))
+    Ok(super::percentiles(samples))
 }
 
 /// The Markdown table of live read latencies.

@@ -211,6 +211,13 @@ pub(crate) async fn differences(
     .map_err(|e| Error::database(format!("comparing {} with its definition", aggregate.name), &e))
 }
 
+/// The p50 and p95 of some durations (at least one).
+pub(crate) fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    (at(0.5), at(0.95))
+}
+
 /// The median of some durations.
 pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();

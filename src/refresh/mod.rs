@@ -10,6 +10,8 @@ pub mod history;
 pub mod policy;
 pub mod render;
 
+pub use policy::NotStarted;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,24 +47,6 @@ impl RefreshOutcome {
             RefreshOutcome::LockedElsewhere => "locked_elsewhere",
         }
     }
-}
-
-/// Why a refresh was not started. Nothing is recorded for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum NotStarted {
-    /// Disabled in the configuration: never refreshed, whoever asks.
-    #[error("disabled in the configuration (enabled = false)")]
-    Disabled,
-    /// It reads visitor sketches and the server has no hll extension
-    /// (SPEC §4.1): it is not built until the extension is created.
-    #[error(
-        "it reads visitor sketches and the server has none; to build it, {}",
-        crate::aggregates::features::SKETCHES_HINT
-    )]
-    NeedsSketches,
-    /// Shutdown began while it waited for a `max_concurrent` permit.
-    #[error("interrupted")]
-    Interrupted,
 }
 
 /// The result of one refresh, as recorded in history.

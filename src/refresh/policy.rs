@@ -1,10 +1,29 @@
-//! Which aggregates a refresh covers, and how they are labelled: the one
+//! Which aggregates a refresh covers, why one is not started, and how they
+//! are labelled: the one
 //! home of "a disabled aggregate is never refreshed" and of the mode label
 //! metrics carry, so that the worker, `tally refresh`, `demo` and `bench`
 //! cannot disagree.
 
 use crate::aggregates::{self, Aggregate, Kind};
 use crate::config::Config;
+
+/// Why a refresh was not started. Nothing is recorded for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotStarted {
+    /// Disabled in the configuration: never refreshed, whoever asks.
+    #[error("disabled in the configuration (enabled = false)")]
+    Disabled,
+    /// It reads visitor sketches and the server has no hll extension
+    /// (SPEC §4.1): it is not built until the extension is created.
+    #[error(
+        "it reads visitor sketches and the server has none; to build it, {}",
+        crate::aggregates::features::SKETCHES_HINT
+    )]
+    NeedsSketches,
+    /// Shutdown began while it waited for a `max_concurrent` permit.
+    #[error("interrupted")]
+    Interrupted,
+}
 
 /// Why a list of aggregate names cannot be refreshed.
 #[derive(Debug, thiserror::Error)]

@@ -105,12 +105,11 @@ async fn the_dashboard_toggle_reads_the_live_view() {
         .find(|q| q.title == "Visitors, signups and purchases per day")
         .unwrap();
     let signups = |relation: &str| {
-        let mut variables: BTreeMap<String, Vec<String>> = BTreeMap::from([
+        let variables: BTreeMap<String, Vec<String>> = BTreeMap::from([
             ("metrics".to_string(), vec![relation.to_string()]),
             ("source".to_string(), vec!["google".to_string()]),
             ("campaign".to_string(), vec!["brand_search".to_string()]),
         ]);
-        variables.retain(|_, v| !v.is_empty());
         let sql = tally::dashboards::expand(
             &panel.sql,
             options.anchor - chrono::Duration::days(3),
