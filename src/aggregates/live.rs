@@ -3,15 +3,22 @@
 //! instant would write: the stored rows of the clean days, and the
 //! definition recomputed for the days waiting in `tally.invalidations`
 //! (`sql/incremental/live.sql`, with the same day rules as the claim:
-//! `sql/incremental/dirty.sql`). Its cost grows with the dirty days only.
+//! `sql/incremental/dirty.sql`).
 //!
-//! It is created or replaced in the transaction of the aggregate's
-//! incremental refresh (when its definition changed), and dropped with the
-//! table when the aggregate is replaced (a mode switch to `concurrently`
-//! drops it for good). It runs with its owner's rights, so `tally_reader`
-//! reads it without any right on `marketing`. Rollups of rollups (weekly,
-//! monthly) have none: their dirty periods come from the daily rollup's
-//! refreshes.
+//! The recomputation is a function (`tally.<name>_live_rows`,
+//! `sql/incremental/live_functions.sql`) that turns the dirty days into
+//! literal time ranges and plans the definition for them, so its cost and
+//! its plan follow the dirty days, not the size of the table; a view
+//! computing the days inline is planned for an unknown range, and at 10M
+//! events that plan was JIT-compiled on every read.
+//!
+//! The view and its functions are created or replaced in the transaction of
+//! the aggregate's incremental refresh (when their text changed), and
+//! dropped with the table when the aggregate is replaced (a mode switch to
+//! `concurrently` drops them for good). The functions run with their
+//! owner's rights, so `tally_reader` reads the view without any right on
+//! `marketing`. Rollups of rollups (weekly, monthly) have none: their dirty
+//! periods come from the daily rollup's refreshes.
 
 use sqlx::PgConnection;
 
@@ -21,10 +28,20 @@ use crate::db::template::render;
 use crate::db::{execute, quote_ident, quote_literal};
 
 const LIVE: &str = include_str!("../../sql/incremental/live.sql");
+const FUNCTIONS: &str = include_str!("../../sql/incremental/live_functions.sql");
+
+/// Where the scope goes in the definition the rows function plans.
+const SCOPE_MARKER: &str = "/* tally live scope */ true";
 
 /// `reporting.<name>_live`, quoted.
 pub fn qualified_name(aggregate: &Aggregate) -> String {
     format!("reporting.{}", quote_ident(&format!("{}_live", aggregate.name)))
+}
+
+/// `tally.<name>_live_days` and `tally.<name>_live_rows`, quoted.
+fn function_names(aggregate: &Aggregate) -> (String, String) {
+    let name = |suffix: &str| format!("tally.{}", quote_ident(&format!("{}_live_{suffix}", aggregate.name)));
+    (name("days"), name("rows"))
 }
 
 /// Whether the aggregate gets a live view in incremental mode.
@@ -32,46 +49,52 @@ pub fn has_live_view(aggregate: &Aggregate) -> bool {
     aggregate.period == Period::Day && !aggregate.dirtied_by.is_empty()
 }
 
-/// The view's defining SELECT.
-pub fn definition(aggregate: &Aggregate, config: &Config, features: Features) -> String {
+/// The functions and the view, as one script. `hll_schema`: the schema of
+/// the visitor sketch functions, when the server has them.
+pub fn script(aggregate: &Aggregate, config: &Config, features: Features, hll_schema: Option<&str>) -> String {
     let tz = config.reporting_timezone.sql_literal();
     let dirty = render(super::incremental::DIRTY, &[("marks", "live_marks"), ("tz", &tz)]);
     let column = aggregate.scope_column;
-    // Between the first and the last dirty day (all time after a TRUNCATE
-    // mark), then exactly the dirty days.
-    let (lo, hi, first, after_last, day) = match aggregate.scope_is_date {
-        true => (
-            "'-infinity'::date".to_string(),
-            "'infinity'::date".to_string(),
-            "(SELECT min(day) FROM live_dirty)".to_string(),
-            "((SELECT max(day) FROM live_dirty) + 1)".to_string(),
-            column.to_string(),
-        ),
-        false => (
-            "'-infinity'::timestamptz".to_string(),
-            "'infinity'::timestamptz".to_string(),
-            format!("((SELECT min(day) FROM live_dirty)::timestamp AT TIME ZONE {tz})"),
-            format!("(((SELECT max(day) FROM live_dirty) + 1)::timestamp AT TIME ZONE {tz})"),
-            format!("({column} AT TIME ZONE {tz})::date"),
-        ),
+    // One run of consecutive dirty days, for format(): %1$s its first day,
+    // %2$s its last, %3$s the day after (dates as YYYY-MM-DD).
+    let range = match aggregate.scope_is_date {
+        true => format!("({column} BETWEEN '%1$s'::date AND '%2$s'::date)"),
+        false => {
+            let tz = tz.replace('%', "%%");
+            format!(
+                "({column} >= ('%1$s'::timestamp AT TIME ZONE {tz}) AND {column} < ('%3$s'::timestamp AT TIME ZONE {tz}))"
+            )
+        }
     };
-    let days = format!(
-        "({column} >= (SELECT CASE WHEN yes THEN {lo} ELSE {first} END FROM live_all) \
-         AND {column} < (SELECT CASE WHEN yes THEN {hi} ELSE {after_last} END FROM live_all) \
-         AND ((SELECT yes FROM live_all) OR {day} IN (SELECT day FROM live_dirty)))"
-    );
-    render(
-        LIVE,
+    let search_path = match hll_schema {
+        Some(schema) => format!("pg_catalog, {schema}, pg_temp"),
+        None => "pg_catalog, pg_temp".to_string(),
+    };
+    let (days, rows) = function_names(aggregate);
+    let table = aggregate.qualified_name();
+    let functions = render(
+        FUNCTIONS,
         &[
+            ("days", &days),
+            ("rows", &rows),
+            ("table", &table),
             ("aggregate", &quote_literal(aggregate.name)),
-            ("table", &aggregate.qualified_name()),
             ("dirty", &dirty),
-            ("days", &aggregate.scoped_definition(config, features, &days)),
+            ("search_path", &search_path),
+            ("range", &quote_literal(&range)),
+            ("definition", &quote_literal(&aggregate.scoped_definition(config, features, SCOPE_MARKER))),
+            ("marker", &quote_literal(SCOPE_MARKER)),
+            ("everything", &quote_literal(&aggregate.definition(config, features))),
         ],
-    )
+    );
+    let view = render(
+        LIVE,
+        &[("table", &table), ("period", &quote_ident(aggregate.period.column())), ("days", &days), ("rows", &rows)],
+    );
+    format!("{functions}\nCREATE VIEW {} AS {view}", qualified_name(aggregate))
 }
 
-/// Creates or replaces the live view when its definition changed.
+/// Creates or replaces the live view and its functions when their text changed.
 pub async fn ensure(
     conn: &mut PgConnection,
     aggregate: &Aggregate,
@@ -81,21 +104,44 @@ pub async fn ensure(
     if !has_live_view(aggregate) {
         return Ok(());
     }
-    let definition = definition(aggregate, config, features);
-    let fingerprint = catalog::fingerprint(conn, &definition).await?;
+    let hll_schema: Option<String> = match features.sketches {
+        true => {
+            sqlx::query_scalar(
+                "SELECT quote_ident(n.nspname) FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
+                 WHERE p.proname = 'hll_add_agg' AND pg_function_is_visible(p.oid) LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        false => None,
+    };
+    let script = script(aggregate, config, features, hll_schema.as_deref());
+    let fingerprint = catalog::fingerprint(conn, &script).await?;
     let name = format!("{}_live", aggregate.name);
     if catalog::relation(conn, &name).await?.is_some_and(|v| v.comment.as_deref() == Some(fingerprint.as_str())) {
         return Ok(());
     }
-    let view = qualified_name(aggregate);
-    execute(conn, format!("DROP VIEW IF EXISTS {view}")).await?;
-    execute(conn, format!("CREATE VIEW {view} AS {definition}")).await?;
-    execute(conn, format!("COMMENT ON VIEW {view} IS '{fingerprint}'")).await?;
+    drop(conn, aggregate).await?;
+    execute(conn, script).await?;
+    execute(conn, format!("COMMENT ON VIEW {} IS '{fingerprint}'", qualified_name(aggregate))).await?;
     tracing::info!(view = name, "created the live view");
     Ok(())
 }
 
-/// Drops the live view (before its table is replaced).
+/// Drops the live view and its functions (before its table is replaced),
+/// whatever their signatures: a function over the table's row type would
+/// keep the table from being dropped.
 pub async fn drop(conn: &mut PgConnection, aggregate: &Aggregate) -> Result<(), sqlx::Error> {
-    execute(conn, format!("DROP VIEW IF EXISTS {}", qualified_name(aggregate))).await
+    execute(conn, format!("DROP VIEW IF EXISTS {}", qualified_name(aggregate))).await?;
+    let functions: Vec<String> = sqlx::query_scalar(
+        "SELECT p.oid::regprocedure::text FROM pg_proc AS p
+         WHERE p.pronamespace = 'tally'::regnamespace AND p.proname IN ($1 || '_live_days', $1 || '_live_rows')",
+    )
+    .bind(aggregate.name)
+    .fetch_all(&mut *conn)
+    .await?;
+    for function in functions {
+        execute(conn, format!("DROP FUNCTION {function}")).await?;
+    }
+    Ok(())
 }

@@ -76,10 +76,52 @@ async fn live_views_equal_a_full_computation_before_any_refresh_and_the_table_af
         let refused = sqlx::query("SELECT count(*) FROM marketing.events").execute(&mut *reader).await;
         assert!(refused.is_err(), "tally_reader reads no marketing table");
         reader.rollback().await.unwrap();
+        let functions =
+            "SELECT count(*) FROM pg_proc WHERE pronamespace = 'tally'::regnamespace AND proname LIKE '%\\_live\\_%'";
+        assert_eq!(count(pool, functions).await, 2 * daily_rollups().count() as i64);
         // Back to concurrently mode: the live views go with the tables.
         refresh_all(pool, &crate::harness::config("")).await;
         assert_eq!(count(pool, "SELECT count(*) FROM pg_views WHERE viewname LIKE '%\\_live'").await, 0);
+        assert_eq!(count(pool, functions).await, 0);
     }
+}
+
+/// The live views follow a definition change (a new lookback rebuilds the
+/// attribution table and its view), and read the same under any reader's
+/// date style and timezone (the dirty days become literal ranges).
+#[tokio::test]
+async fn live_views_follow_definition_changes_and_any_session_settings() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    create_months(pool).await;
+    let features = features(pool).await;
+    let mut workload = Workload::new(23);
+    workload.apply(pool, 30, false).await;
+    let wide =
+        config(&format!("reporting_timezone = \"Europe/Berlin\"\nattribution_lookback_days = 20\n{DAILY_INCREMENTAL}"));
+    refresh_all(pool, &wide).await;
+    let narrow =
+        config(&format!("reporting_timezone = \"Europe/Berlin\"\nattribution_lookback_days = 3\n{DAILY_INCREMENTAL}"));
+    refresh_all(pool, &narrow).await;
+    assert_live_is(pool, &narrow, features, "table", "after the lookback changed").await;
+    workload.apply(pool, 20, false).await;
+    assert_live_is(pool, &narrow, features, "scratch", "new lookback, not refreshed").await;
+    let aggregate = aggregates::find("daily_attribution").unwrap();
+    let expected = scratch(aggregate, &narrow, features);
+    let mut odd = pool.begin().await.unwrap();
+    sqlx::raw_sql("SET LOCAL DateStyle = 'SQL, DMY'; SET LOCAL TimeZone = 'Pacific/Kiritimati'; SET LOCAL search_path = marketing")
+        .execute(&mut *odd)
+        .await
+        .unwrap();
+    let differing: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM ((SELECT l::text FROM reporting.daily_attribution_live AS l EXCEPT ALL SELECT r::text FROM ({expected}) AS r)
+          UNION ALL (SELECT r::text FROM ({expected}) AS r EXCEPT ALL SELECT l::text FROM reporting.daily_attribution_live AS l)) AS x"
+    )))
+    .fetch_one(&mut *odd)
+    .await
+    .unwrap();
+    odd.rollback().await.unwrap();
+    assert_eq!(differing, 0, "the live view reads the same under another DateStyle, TimeZone and search_path");
 }
 
 /// The dashboard's *Daily metrics* toggle: the per-day panel on the live
