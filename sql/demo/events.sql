@@ -6,7 +6,8 @@
 -- a session belongs to one visitor and arrives through the visitor's home
 -- campaign (70%), another paid campaign (10%, retargeting) or no campaign
 -- (20%); sessions spread over the last {{days}} days with fewer on weekends;
--- 1% of sessions reach the database days late (received_at).
+-- 1% of sessions reach the database days late (received_at). Each chunk is
+-- written in time order (see the end).
 INSERT INTO marketing.events
     (event_id, user_id, event, properties, session_id, utm_source, utm_medium, utm_campaign, occurred_at, received_at)
 SELECT
@@ -58,4 +59,7 @@ CROSS JOIN LATERAL (
                ELSE 'page_view'
            END AS event
 ) AS kind
+-- In time order, as an event stream arrives: a day's events sit together on
+-- disk (within each chunk), not spread over every page of their month.
+ORDER BY s.started + e.position * interval '75 seconds'
 ON CONFLICT DO NOTHING;

@@ -31,14 +31,15 @@ CROSS JOIN LATERAL (
 ) AS st
 ON CONFLICT (email) DO NOTHING;
 
--- Their signups and purchases as conversions.
+-- Their signups and purchases as conversions, in time order.
 INSERT INTO marketing.conversions (lead_id, kind, revenue, occurred_at)
 SELECT l.id, e.event,
        CASE WHEN e.event = 'purchase' THEN (e.properties ->> 'revenue')::numeric ELSE 0 END,
        e.occurred_at
 FROM marketing.events AS e
 JOIN marketing.leads AS l ON l.user_id = e.user_id
-WHERE e.event IN ('signup', 'purchase') AND e.event_id LIKE 'demo-%' AND e.occurred_at >= l.created_at;
+WHERE e.event IN ('signup', 'purchase') AND e.event_id LIKE 'demo-%' AND e.occurred_at >= l.created_at
+ORDER BY e.occurred_at;
 
 -- Leads met offline (no user_id, so no touches): one for every 100 online
 -- leads; half of them buy within two weeks.
