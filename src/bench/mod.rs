@@ -1,14 +1,16 @@
 //! `tally bench`: the measurements behind BENCHMARKS.md, taken in one run on
 //! one machine so they can be compared as ratios: incremental refresh against
 //! `REFRESH MATERIALIZED VIEW CONCURRENTLY` and a plain `REFRESH` of the same
-//! aggregate at several data sizes, and the ingest overhead of the
-//! invalidation triggers on a large COPY.
+//! aggregate at several data sizes, the whole refresh cycle of every
+//! aggregate in each mode, and the ingest overhead of the invalidation
+//! triggers on a large COPY.
 //!
 //! Each size gets a database of its own (`tally_bench_<events>`), created on
 //! the `DATABASE_URL` server (or a throwaway cluster) and dropped afterwards.
 
 mod attribution;
 mod copy;
+mod cycle;
 mod dashboards;
 mod ingest;
 mod live;
@@ -78,6 +80,7 @@ async fn measure(
     }
     let mut refreshes = Vec::new();
     let mut attributions = Vec::new();
+    let mut cycles = Vec::new();
     let mut sketch_costs = Vec::new();
     let mut copy = None;
     let mut ingested = None;
@@ -107,11 +110,19 @@ async fn measure(
             Ok(_) => Some(attribution::measure(&pool, config, *events, options).await),
             Err(_) => None,
         };
+        // After that: it puts every rollup in each mode in turn.
+        let cycled = match &measured {
+            Ok(_) => Some(cycle::measure(&pool, &server.with_database(&name), config, *events, options).await),
+            Err(_) => None,
+        };
         pool.close().await;
         drop_database(&admin, &name).await;
         refreshes.push(measured?);
         if let Some(attributed) = attributed {
             attributions.push(attributed?);
+        }
+        if let Some(cycled) = cycled {
+            cycles.push(cycled?);
         }
         if let Some(copied) = copied {
             copy = Some(copied?);
@@ -122,6 +133,7 @@ async fn measure(
         report.push_str(&sketches::table(&sketch_costs, options));
     }
     report.push_str(&attribution::table(&attributions, options));
+    report.push_str(&cycle::table(&cycles, options));
     if let Some(copy) = copy {
         report.push_str(&copy::table(&copy));
     }

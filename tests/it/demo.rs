@@ -143,6 +143,12 @@ async fn bench_measures_both_modes_the_trigger_overhead_and_ingest() {
     let sketches = out.stdout.split("Cost of `visitors_hll`").nth(1).unwrap_or_else(|| panic!("{}", out.stdout));
     let row = sketches.lines().find(|l| l.starts_with("| 4000 |")).unwrap_or_else(|| panic!("{sketches}"));
     assert_eq!(row.matches("× |").count(), 2, "build and one day, with against without: {row}");
+    let cycle = out.stdout.split("The whole cycle:").nth(1).unwrap_or_else(|| panic!("{}", out.stdout));
+    let row = cycle.lines().find(|l| l.starts_with("| 4000 |")).unwrap_or_else(|| panic!("{cycle}"));
+    assert_eq!(row.matches("× |").count(), 2, "whole process and inside the worker: {row}");
+    let attribution =
+        cycle.lines().find(|l| l.starts_with("| `daily_attribution` |")).unwrap_or_else(|| panic!("{cycle}"));
+    assert!(!attribution.ends_with("| - |"), "the incremental run rewrote days: {attribution}");
     let live = out.stdout.split("Live reads:").nth(1).unwrap_or_else(|| panic!("{}", out.stdout));
     for dirty in ["| 0 |", "| 1 |", "| 7 |"] {
         assert!(live.lines().any(|l| l.starts_with(dirty)), "{dirty} in {live}");
