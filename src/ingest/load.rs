@@ -1,10 +1,13 @@
-//! Loading batches: `COPY` (text format) into a temporary staging table,
-//! then `INSERT INTO marketing.events ... SELECT ... ON CONFLICT DO NOTHING`
-//! (the unique `(event_id, occurred_at)` index turns a line seen before into
-//! a duplicate), and the run's counts, all in one transaction per batch.
-//! Rows PostgreSQL refuses are found and rejected alone (`bisect`).
+//! Loading batches, one transaction per batch with the run's counts: a
+//! `COPY` straight into `marketing.events` while the run meets no row
+//! already there (`direct`), otherwise `COPY` (text format) into a temporary
+//! staging table, then `INSERT INTO marketing.events ... SELECT ... ON
+//! CONFLICT DO NOTHING` (the unique `(event_id, occurred_at)` index turns a
+//! line seen before into a duplicate). Rows PostgreSQL refuses are found and
+//! rejected alone (`bisect`).
 
 mod bisect;
+mod direct;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgPool, Postgres};
@@ -21,6 +24,9 @@ const COLUMNS: &str =
 pub struct Loader {
     conn: PoolConnection<Postgres>,
     pub run_id: i64,
+    /// Batches are COPYed straight in until a row's key is found already
+    /// there; then the run goes on through the staging table.
+    direct: bool,
 }
 
 /// What one batch did.
@@ -52,7 +58,7 @@ impl Loader {
         let mut conn = pool.acquire().await?;
         sqlx::raw_sql(
             "CREATE TEMP TABLE IF NOT EXISTS tally_ingest_staging (
-                 line bigint, event_id text, user_id text, event text, properties jsonb, session_id text,
+                 line bigint GENERATED ALWAYS AS IDENTITY, event_id text, user_id text, event text, properties jsonb, session_id text,
                  utm_source text, utm_medium text, utm_campaign text, occurred_at timestamptz
              ) ON COMMIT DELETE ROWS",
         )
@@ -62,7 +68,7 @@ impl Loader {
             .bind(source)
             .fetch_one(&mut *conn)
             .await?;
-        Ok(Loader { conn, run_id })
+        Ok(Loader { conn, run_id, direct: true })
     }
 
     /// Loads one batch and counts it (rejected lines included) in one
@@ -70,7 +76,18 @@ impl Loader {
     /// line order, with its reason; the rest of the batch loads.
     pub async fn load(&mut self, batch: &mut Batch, shutdown: &CancellationToken) -> Result<Loaded, LoadError> {
         let mut tx = self.conn.begin().await?;
-        let inserted = bisect::insert(&mut tx, &batch.rows, shutdown).await?;
+        let direct = match self.direct {
+            true => direct::attempt(&mut tx, &batch.rows, &batch.copy).await?,
+            false => direct::Direct::Staged,
+        };
+        if direct == direct::Direct::Duplicate {
+            tracing::debug!(line = batch.last_line, "rows already loaded: the rest of the run goes through staging");
+            self.direct = false;
+        }
+        let inserted = match direct {
+            direct::Direct::Loaded(loaded) => bisect::Inserted { loaded, ..bisect::Inserted::default() },
+            _ => bisect::insert(&mut tx, &batch.rows, &batch.copy, shutdown).await?,
+        };
         let duplicate = batch.rows.len() as i64 - inserted.loaded - inserted.refused.len() as i64;
         if !inserted.refused.is_empty() {
             batch.rejects.extend(inserted.refused);
@@ -105,12 +122,11 @@ impl Loader {
     }
 }
 
-/// The rows in COPY text format: tab-separated, `\N` for NULL, with
-/// backslash, tab, newline and carriage return escaped.
+/// The rows in COPY text format, in [`COLUMNS`] order: tab-separated, `\N`
+/// for NULL, with backslash, tab, newline and carriage return escaped.
 pub fn copy_text(rows: &[Row]) -> Vec<u8> {
     let mut out = String::with_capacity(rows.iter().map(|r| r.properties.len() + 160).sum());
     for row in rows {
-        out.push_str(&row.line.to_string());
         let fields = [
             Some(row.event_id.as_str()),
             row.user_id.as_deref(),
@@ -122,13 +138,12 @@ pub fn copy_text(rows: &[Row]) -> Vec<u8> {
             row.utm_campaign.as_deref(),
         ];
         for field in fields {
-            out.push('\t');
             match field {
                 None => out.push_str("\\N"),
                 Some(text) => escape(&mut out, text),
             }
+            out.push('\t');
         }
-        out.push('\t');
         out.push_str(&row.occurred_at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string());
         out.push('\n');
     }
@@ -161,7 +176,7 @@ mod tests {
         let text = String::from_utf8(copy_text(&[row])).unwrap();
         assert_eq!(
             text,
-            "3\ta\\tb\t\\N\tx\\\\y\\nz\t{\"q\":\"1\\\\\\\\n\"}\t\\N\t\\N\t\\N\t\\N\t2026-03-03 10:00:00.500000+00\n"
+            "a\\tb\t\\N\tx\\\\y\\nz\t{\"q\":\"1\\\\\\\\n\"}\t\\N\t\\N\t\\N\t\\N\t2026-03-03 10:00:00.500000+00\n"
         );
     }
 }

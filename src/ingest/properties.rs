@@ -126,12 +126,12 @@ proptest! {
                 let text = String::from_utf8(copy_text(std::slice::from_ref(&row))).unwrap();
                 prop_assert_eq!(text.matches('\n').count(), 1);
                 let fields: Vec<&str> = text.trim_end_matches('\n').split('\t').collect();
-                prop_assert_eq!(fields.len(), 10);
-                prop_assert_eq!(unescape(fields[3]), Some(event.clone()));
-                prop_assert_eq!(unescape(fields[2]), Some(user.clone()));
-                prop_assert_eq!(unescape(fields[6]), Some(source.clone()));
-                prop_assert_eq!(unescape(fields[8]), Some(campaign.clone()));
-                let properties: Value = serde_json::from_str(&unescape(fields[4]).unwrap()).unwrap();
+                prop_assert_eq!(fields.len(), 9);
+                prop_assert_eq!(unescape(fields[2]), Some(event.clone()));
+                prop_assert_eq!(unescape(fields[1]), Some(user.clone()));
+                prop_assert_eq!(unescape(fields[5]), Some(source.clone()));
+                prop_assert_eq!(unescape(fields[7]), Some(campaign.clone()));
+                let properties: Value = serde_json::from_str(&unescape(fields[3]).unwrap()).unwrap();
                 prop_assert_eq!(&properties["note"], &json!("tab\there\nnewline \\ backslash"));
             }
         }

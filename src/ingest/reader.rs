@@ -15,6 +15,7 @@ use flate2::read::MultiGzDecoder;
 use tokio::sync::mpsc::Sender;
 
 use super::document::{Row, TEXT_KEPT, parse};
+use super::load::copy_text;
 
 /// Where the documents come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,9 @@ pub struct Rejection {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub rows: Vec<Row>,
+    /// The rows as COPY text (`load::copy_text`), built here, while the
+    /// loader waits on the server for the batch before.
+    pub copy: Vec<u8>,
     pub rejects: Vec<Rejection>,
     /// Lines in this batch (rows + rejects).
     pub lines: u64,
@@ -159,8 +163,9 @@ pub fn read(
             Ok(row) => {
                 // The whole line, not only its properties: ids, names and
                 // UTM values can be as long as the line allows; and the
-                // line's text, kept in case PostgreSQL refuses the row.
-                batch_bytes += length.max(row.properties.len()) + row.text.len() + 128;
+                // line's text, kept in case PostgreSQL refuses the row; and
+                // its COPY text, about as long again.
+                batch_bytes += 2 * length.max(row.properties.len()) + row.text.len() + 192;
                 batch.rows.push(row);
             }
             Err(reason) => {
@@ -172,6 +177,7 @@ pub fn read(
         batch.lines += 1;
         batch.last_line = number;
         if batch.lines as usize >= limits.batch_rows || batch_bytes >= limits.batch_bytes {
+            batch.copy = copy_text(&batch.rows);
             if batches.blocking_send(std::mem::take(&mut batch)).is_err() {
                 return end;
             }
@@ -179,6 +185,7 @@ pub fn read(
         }
     }
     if batch.lines > 0 {
+        batch.copy = copy_text(&batch.rows);
         let _ = batches.blocking_send(batch);
     }
     end

@@ -5,6 +5,7 @@
 //! PostgreSQL cannot store in `refused`, singular and plural in `wording`.
 
 mod concurrent;
+mod fast_path;
 mod formats;
 mod refused;
 mod safeguards;

@@ -39,6 +39,7 @@ pub(super) struct Inserted {
 pub(super) async fn insert(
     conn: &mut PgConnection,
     rows: &[Row],
+    copy: &[u8],
     shutdown: &CancellationToken,
 ) -> Result<Inserted, LoadError> {
     let mut inserted = Inserted::default();
@@ -54,7 +55,12 @@ pub(super) async fn insert(
         }
         // The staging table is emptied at commit; before another attempt, by hand.
         let another_follows = !pending.is_empty();
-        match attempt(conn, &rows[range.clone()], another_follows).await {
+        // The batch's own COPY text for the whole batch; a part's is built.
+        let text = match range.len() == rows.len() {
+            true => std::borrow::Cow::Borrowed(copy),
+            false => std::borrow::Cow::Owned(copy_text(&rows[range.clone()])),
+        };
+        match attempt(conn, &text, another_follows).await {
             Ok((loaded, in_default)) => {
                 inserted.loaded += loaded;
                 inserted.in_default += in_default;
@@ -77,11 +83,11 @@ pub(super) async fn insert(
     Ok(inserted)
 }
 
-/// `COPY` and `INSERT` of `rows` under a savepoint, released when they
+/// `COPY` (of `copy`, rows' COPY text) and `INSERT` under a savepoint, released when they
 /// succeed and rolled back to when they fail. Returns (loaded, in_default).
-async fn attempt(conn: &mut PgConnection, rows: &[Row], clear_staging: bool) -> Result<(i64, i64), sqlx::Error> {
+async fn attempt(conn: &mut PgConnection, copy: &[u8], clear_staging: bool) -> Result<(i64, i64), sqlx::Error> {
     let mut savepoint = conn.begin().await?;
-    match copy_and_insert(&mut savepoint, rows, clear_staging).await {
+    match copy_and_insert(&mut savepoint, copy, clear_staging).await {
         Ok(counts) => {
             savepoint.commit().await?;
             Ok(counts)
@@ -93,14 +99,11 @@ async fn attempt(conn: &mut PgConnection, rows: &[Row], clear_staging: bool) -> 
     }
 }
 
-async fn copy_and_insert(
-    conn: &mut PgConnection,
-    rows: &[Row],
-    clear_staging: bool,
-) -> Result<(i64, i64), sqlx::Error> {
-    let mut copy = conn.copy_in_raw(&format!("COPY pg_temp.tally_ingest_staging (line, {COLUMNS}) FROM STDIN")).await?;
-    copy.send(copy_text(rows)).await?;
-    copy.finish().await?;
+async fn copy_and_insert(conn: &mut PgConnection, copy: &[u8], clear_staging: bool) -> Result<(i64, i64), sqlx::Error> {
+    // `line` is the staging table's identity: rows are numbered in COPY order.
+    let mut stream = conn.copy_in_raw(&format!("COPY pg_temp.tally_ingest_staging ({COLUMNS}) FROM STDIN")).await?;
+    stream.send(copy).await?;
+    stream.finish().await?;
     let counts = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH inserted AS (
              INSERT INTO marketing.events ({COLUMNS})
@@ -120,7 +123,7 @@ async fn copy_and_insert(
 /// Whether PostgreSQL refused some row's data, rather than failing for a
 /// reason no line is to blame for (a lost connection, a timeout, a
 /// permission, a full disk), which stops the run.
-fn refused_by_the_data(error: &sqlx::Error) -> bool {
+pub(super) fn refused_by_the_data(error: &sqlx::Error) -> bool {
     error.as_database_error().and_then(|e| e.code()).is_some_and(|code| about_a_row(&code))
 }
 
