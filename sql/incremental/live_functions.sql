@@ -14,8 +14,7 @@
 -- (EXECUTE): partitions outside are pruned when it is planned and the
 -- estimate is the dirty days' rows, not the table's. jit is off: the
 -- statement reads few days, and compiling it would cost more than running it.
--- {{definition}}: the definition for a few days as a literal, whose scope
--- is {{marker}}; {{everything}}: the whole definition, as a literal;
+-- {{definition}}: the definition as a literal, whose scope is {{marker}};
 -- {{range}}: a format() pattern for one run (%1$s first day, %2$s last day,
 -- %3$s the day after), {{aggregate}}: the name as a literal;
 -- {{search_path}}: pg_catalog, the schema of hll when installed, pg_temp.
@@ -34,21 +33,19 @@ CREATE FUNCTION {{rows}}(dirty date[]) RETURNS SETOF {{table}}
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = {{search_path}} SET jit = off
 AS $live$
 DECLARE
-    scope text;
+    scope text := 'true';
 BEGIN
-    IF dirty IS NULL THEN
-        RETURN QUERY EXECUTE {{everything}};
-        RETURN;
-    END IF;
-    SELECT string_agg(format({{range}}, to_char(first, 'YYYY-MM-DD'), to_char(last, 'YYYY-MM-DD'),
-                             to_char(last + 1, 'YYYY-MM-DD')), ' OR ')
-    INTO scope
-    FROM (SELECT min(day) AS first, max(day) AS last
-          FROM (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS run
-                FROM unnest(dirty) AS day) AS numbered
-          GROUP BY run) AS runs;
-    IF scope IS NULL THEN
-        RETURN;
+    IF dirty IS NOT NULL THEN
+        SELECT string_agg(format({{range}}, to_char(first, 'YYYY-MM-DD'), to_char(last, 'YYYY-MM-DD'),
+                                 to_char(last + 1, 'YYYY-MM-DD')), ' OR ')
+        INTO scope
+        FROM (SELECT min(day) AS first, max(day) AS last
+              FROM (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS run
+                    FROM unnest(dirty) AS day) AS numbered
+              GROUP BY run) AS runs;
+        IF scope IS NULL THEN
+            RETURN;
+        END IF;
     END IF;
     RETURN QUERY EXECUTE replace({{definition}}, {{marker}}, '(' || scope || ')');
 END

@@ -84,7 +84,6 @@ pub fn script(aggregate: &Aggregate, config: &Config, features: Features, hll_sc
             ("range", &quote_literal(&range)),
             ("definition", &quote_literal(&aggregate.scoped_definition(config, features, SCOPE_MARKER))),
             ("marker", &quote_literal(SCOPE_MARKER)),
-            ("everything", &quote_literal(&aggregate.definition(config, features))),
         ],
     );
     let view = render(

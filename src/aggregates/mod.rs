@@ -52,11 +52,6 @@ pub struct Aggregate {
     /// half-life, `{{scope}}` for the days being recomputed and
     /// the touch-window calls of [`rules::expand_touch_window`].
     pub sql: &'static str,
-    /// The same SELECT in a form planned well for a few days
-    /// (`sql/aggregates/days/`), for incremental rewrites and the live
-    /// view; it must return the same rows, which the differential tests
-    /// check. `None`: [`Aggregate::sql`] serves both.
-    pub days_sql: Option<&'static str>,
     /// Columns of its unique key (one row per key), in index order.
     pub key: &'static [&'static str],
     /// Other aggregates it reads; they are refreshed first.
@@ -86,7 +81,6 @@ pub static REGISTRY: &[Aggregate] = &[
         kind: Kind::Rollup,
         description: "events, page views, visitors, sessions, signups, purchases and revenue per day and campaign",
         sql: include_str!("../../sql/aggregates/daily_campaign_metrics.sql"),
-        days_sql: Some(include_str!("../../sql/aggregates/days/daily_campaign_metrics.sql")),
         key: &["day", "utm_source", "utm_medium", "utm_campaign"],
         depends_on: &[],
         scope_column: "e.occurred_at",
@@ -100,7 +94,6 @@ pub static REGISTRY: &[Aggregate] = &[
         kind: Kind::Rollup,
         description: "events and visitors per day and event name",
         sql: include_str!("../../sql/aggregates/daily_event_counts.sql"),
-        days_sql: Some(include_str!("../../sql/aggregates/days/daily_event_counts.sql")),
         key: &["day", "event"],
         depends_on: &[],
         scope_column: "e.occurred_at",
@@ -114,7 +107,6 @@ pub static REGISTRY: &[Aggregate] = &[
         kind: Kind::Rollup,
         description: "leads created, qualified, converted and their average score per day, source and campaign",
         sql: include_str!("../../sql/aggregates/daily_lead_funnel.sql"),
-        days_sql: None,
         key: &["day", "source", "campaign"],
         depends_on: &[],
         scope_column: "l.created_at",
@@ -128,7 +120,6 @@ pub static REGISTRY: &[Aggregate] = &[
         kind: Kind::Rollup,
         description: "conversions and revenue credited by the first_touch, last_touch, linear, time_decay and position_based models",
         sql: include_str!("../../sql/aggregates/daily_attribution.sql"),
-        days_sql: None,
         key: &["day", "model", "utm_source", "utm_campaign"],
         depends_on: &[],
         scope_column: "c.occurred_at",
@@ -146,7 +137,6 @@ pub static REGISTRY: &[Aggregate] = &[
         kind: Kind::Rollup,
         description: "spend, impressions and clicks per day and campaign, as reported by the ad platforms",
         sql: include_str!("../../sql/aggregates/daily_campaign_spend.sql"),
-        days_sql: None,
         key: &["day", "utm_source", "utm_campaign"],
         depends_on: &[],
         scope_column: "s.day",
@@ -160,7 +150,6 @@ pub static REGISTRY: &[Aggregate] = &[
         kind: Kind::Rollup,
         description: "daily_campaign_metrics per ISO week (from Monday, in the reporting timezone), visitors from the unioned sketches",
         sql: include_str!("../../sql/aggregates/campaign_metrics_by_period.sql"),
-        days_sql: None,
         key: &["week", "utm_source", "utm_medium", "utm_campaign"],
         depends_on: &["daily_campaign_metrics"],
         scope_column: "d.day",
@@ -174,7 +163,6 @@ pub static REGISTRY: &[Aggregate] = &[
         kind: Kind::Rollup,
         description: "daily_campaign_metrics per month, visitors from the unioned sketches",
         sql: include_str!("../../sql/aggregates/campaign_metrics_by_period.sql"),
-        days_sql: None,
         key: &["month", "utm_source", "utm_medium", "utm_campaign"],
         depends_on: &["daily_campaign_metrics"],
         scope_column: "d.day",
@@ -188,7 +176,6 @@ pub static REGISTRY: &[Aggregate] = &[
         kind: Kind::View,
         description: "spend, visitors, conversions, revenue, CPA, ROAS and CTR per day and campaign",
         sql: include_str!("../../sql/aggregates/campaign_performance.sql"),
-        days_sql: None,
         key: &["day", "utm_source", "utm_campaign"],
         depends_on: &["daily_campaign_metrics", "daily_attribution", "daily_campaign_spend"],
         scope_column: "",
@@ -210,22 +197,16 @@ impl Aggregate {
     /// quoted as a literal), the lookback and half-life (integers), and the
     /// visitor sketches when the server has them.
     pub fn definition(&self, config: &Config, features: Features) -> String {
-        self.fill(self.sql, config, features, "true")
+        self.scoped_definition(config, features, "true")
     }
 
     /// The defining SELECT restricted by `scope`, a condition on
-    /// [`Aggregate::scope_column`] that tally builds from dates it formats
-    /// itself; in the form for a few days ([`Aggregate::days_sql`]) when
-    /// there is one.
+    /// [`Aggregate::scope_column`] that tally builds from dates it formats itself.
     pub fn scoped_definition(&self, config: &Config, features: Features, scope: &str) -> String {
-        self.fill(self.days_sql.unwrap_or(self.sql), config, features, scope)
-    }
-
-    fn fill(&self, sql: &str, config: &Config, features: Features, scope: &str) -> String {
         // log2m 14: about 0.8% standard error (SPEC §4.1).
         let sketch =
             if features.sketches { ",\n    hll_add_agg(hll_hash_text(e.user_id), 14) AS visitors_hll" } else { "" };
-        rules::expand_touch_window(sql, config.attribution_lookback_days)
+        rules::expand_touch_window(self.sql, config.attribution_lookback_days)
             .replace("{{tz}}", &config.reporting_timezone.sql_literal())
             .replace("{{lookback_days}}", &config.attribution_lookback_days.to_string())
             .replace("{{half_life_days}}", &config.attribution_half_life_days.to_string())

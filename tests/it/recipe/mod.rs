@@ -18,7 +18,6 @@ static DAILY_SIGNUPS: Aggregate = Aggregate {
     kind: Kind::Rollup,
     description: "signups per day and source (test only)",
     sql: include_str!("daily_signups.sql"),
-    days_sql: None,
     key: &["day", "utm_source"],
     depends_on: &[],
     scope_column: "e.occurred_at",
