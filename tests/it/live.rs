@@ -76,6 +76,13 @@ async fn live_views_equal_a_full_computation_before_any_refresh_and_the_table_af
         let refused = sqlx::query("SELECT count(*) FROM marketing.events").execute(&mut *reader).await;
         assert!(refused.is_err(), "tally_reader reads no marketing table");
         reader.rollback().await.unwrap();
+        // Nor may it call the functions behind the views directly.
+        let mut reader = pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL ROLE tally_reader").execute(&mut *reader).await.unwrap();
+        let direct = sqlx::query("SELECT tally.daily_attribution_live_rows(NULL)").execute(&mut *reader).await;
+        let message = direct.expect_err("no USAGE on schema tally").to_string();
+        assert!(message.contains("permission denied for schema tally"), "{message}");
+        reader.rollback().await.unwrap();
         let functions =
             "SELECT count(*) FROM pg_proc WHERE pronamespace = 'tally'::regnamespace AND proname LIKE '%\\_live\\_%'";
         assert_eq!(count(pool, functions).await, 2 * daily_rollups().count() as i64);
