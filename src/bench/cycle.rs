@@ -120,15 +120,8 @@ pub(super) async fn measure(
 
 /// The config file text with every rollup in `mode`, and the config itself.
 fn all_in(config: &Config, mode: &str) -> Result<(String, Arc<Config>), Error> {
-    let mut text = format!(
-        "reporting_timezone = \"{}\"\nattribution_lookback_days = {}\nattribution_half_life_days = {}\n",
-        config.reporting_timezone.name(),
-        config.attribution_lookback_days,
-        config.attribution_half_life_days
-    );
-    for aggregate in REGISTRY.iter().filter(|a| a.kind == Kind::Rollup) {
-        text.push_str(&format!("[aggregates.{}]\nmode = \"{mode}\"\n", aggregate.name));
-    }
+    let rollups: Vec<&str> = REGISTRY.iter().filter(|a| a.kind == Kind::Rollup).map(|a| a.name).collect();
+    let text = super::refresh::config_text(config, &rollups, mode);
     let parsed = Config::from_toml(&text, std::path::Path::new("(bench)"))?;
     Ok((text, Arc::new(parsed)))
 }

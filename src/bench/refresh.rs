@@ -94,14 +94,22 @@ pub(super) async fn measure(
 
 /// `config` with `aggregate` in `mode`.
 pub(super) fn with_mode(config: &Config, aggregate: &str, mode: &str) -> Result<Config, Error> {
-    let text = format!(
-        "reporting_timezone = \"{}\"\nattribution_lookback_days = {}\nattribution_half_life_days = {}\n\
-         [aggregates.{aggregate}]\nmode = \"{mode}\"\n",
+    Ok(Config::from_toml(&config_text(config, &[aggregate], mode), std::path::Path::new("(bench)"))?)
+}
+
+/// The bench's config file: `config`'s timezone and attribution settings,
+/// with `aggregates` in `mode`.
+pub(super) fn config_text(config: &Config, aggregates: &[&str], mode: &str) -> String {
+    let mut text = format!(
+        "reporting_timezone = \"{}\"\nattribution_lookback_days = {}\nattribution_half_life_days = {}\n",
         config.reporting_timezone.name(),
         config.attribution_lookback_days,
         config.attribution_half_life_days
     );
-    Ok(Config::from_toml(&text, std::path::Path::new("(bench)"))?)
+    for aggregate in aggregates {
+        text.push_str(&format!("[aggregates.{aggregate}]\nmode = \"{mode}\"\n"));
+    }
+    text
 }
 
 /// Refreshes through tally's own path; returns the duration and the days rewritten.

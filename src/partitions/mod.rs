@@ -37,6 +37,13 @@ use report::{action, log_action};
 use crate::config::Config;
 use crate::db::quote_ident;
 
+/// The partitions of `marketing.events` with their bounds as the catalog
+/// prints them (`sql/partitions/events_bounds.sql`: oid, name, lower,
+/// upper), for queries to select from.
+pub fn events_bounds() -> String {
+    crate::db::template::render(include_str!("../../sql/partitions/events_bounds.sql"), &[])
+}
+
 /// First key of partition-maintenance advisory locks (`"tpar"`); the second
 /// is `hashtext` of the table name (`marketing.events`).
 pub const PARTITION_LOCK_CLASS: i32 = 0x7470_6172;

@@ -13,7 +13,7 @@
 
 mod generate;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
 use generate::{OPERATIONS, function_base, qualified};
 pub use generate::{TriggerSet, any_incremental, generate, sources, tracked};
@@ -180,8 +180,9 @@ async fn events_partitions(conn: &mut PgConnection) -> Result<Vec<EventsPartitio
     // Israel's time to PostgreSQL). tally's sessions are ISO and UTC: the
     // driver sets both at connection start, which overrides database and
     // role defaults (and PgBouncer restores them per client).
+    let query = render(EVENTS_PARTITIONS, &[("bounds", &crate::partitions::events_bounds())]);
     let rows: Vec<(String, bool, Option<String>, Option<String>)> =
-        sqlx::query_as(EVENTS_PARTITIONS).fetch_all(conn).await?;
+        sqlx::query_as(AssertSqlSafe(query)).fetch_all(conn).await?;
     Ok(rows
         .into_iter()
         .map(|(name, has_trigger, lower, upper)| EventsPartition { name, has_trigger, bounds: lower.zip(upper) })

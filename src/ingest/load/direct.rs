@@ -12,7 +12,7 @@
 //! - PostgreSQL refuses a row's data: the staging path finds it and rejects
 //!   it alone;
 //! - a row may have landed in the default partition: no partition's bounds
-//!   hold it (`sql/ingest/partition_bounds.sql`, read after the COPY, in
+//!   hold it (`sql/partitions/events_bounds.sql`, read after the COPY, in
 //!   its transaction). The staging path counts those rows, which the
 //!   summary reports. A partition cannot be attached or created between the
 //!   COPY and that read: both lock the default partition, which the COPY
@@ -27,8 +27,6 @@ use sqlx::{Connection, PgConnection};
 
 use super::super::document::Row;
 use super::COLUMNS;
-
-const PARTITION_BOUNDS: &str = include_str!("../../../sql/ingest/partition_bounds.sql");
 
 /// How a try went; the savepoint is released or rolled back either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,9 +70,14 @@ async fn copy_in(conn: &mut PgConnection, copy: &[u8]) -> Result<i64, sqlx::Erro
     Ok(stream.finish().await? as i64)
 }
 
-/// Whether every row's occurred_at is inside a partition's bounds.
+/// Whether every row's occurred_at is inside the bounds of a partition that
+/// has both (not the default partition, not MINVALUE or MAXVALUE).
 async fn all_in_partitions(conn: &mut PgConnection, rows: &[Row]) -> Result<bool, sqlx::Error> {
+    let query = format!(
+        "SELECT lower::timestamptz, upper::timestamptz FROM ({}) AS p WHERE lower IS NOT NULL AND upper IS NOT NULL",
+        crate::partitions::events_bounds()
+    );
     let bounds: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
-        sqlx::query_as(PARTITION_BOUNDS).fetch_all(&mut *conn).await?;
+        sqlx::query_as(sqlx::AssertSqlSafe(query)).fetch_all(&mut *conn).await?;
     Ok(rows.iter().all(|row| bounds.iter().any(|(lower, upper)| *lower <= row.occurred_at && row.occurred_at < *upper)))
 }
