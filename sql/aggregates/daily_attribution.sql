@@ -3,7 +3,9 @@
 -- <tz> is the reporting_timezone literal; <lookback_days> the configured
 -- attribution_lookback_days and <half_life_days> attribution_half_life_days
 -- (integers); <scope> `true` or the ranges of conversions.occurred_at of the
--- days being recomputed.
+-- days being recomputed; <touch_scope> `true`, or (incremental mode) literal
+-- ranges of e.occurred_at a little wider than those days' touch windows, so
+-- that the partitions no touch can be in are pruned when it is planned.
 --
 -- A touch of a conversion is an event of the lead's user (events.user_id =
 -- leads.user_id) with a utm_source, at or before the conversion and less than
@@ -47,6 +49,7 @@ ranked AS (
       ON e.user_id = cv.user_id
      AND {{touch_window(e.occurred_at, cv.occurred_at)}}
      AND {{is_touch(e)}}
+     AND {{touch_scope}}
     WINDOW per_conversion AS (PARTITION BY e.user_id, cv.id)
 ),
 credited AS (

@@ -18,7 +18,7 @@
 //! snapshot) sees them. Readers see the old days until the commit, then the
 //! new ones: never a gap.
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::catalog;
@@ -133,12 +133,7 @@ async fn rewrite(
         .bind(&periods)
         .execute(&mut *conn)
         .await?;
-    let scope = if aggregate.scope_is_date {
-        date_scope(aggregate.scope_column, &covered)
-    } else {
-        scope(aggregate.scope_column, &config.reporting_timezone.sql_literal(), &covered)
-    };
-    execute(conn, format!("INSERT INTO {table} {}", aggregate.scoped_definition(config, features, &scope))).await?;
+    execute(conn, format!("INSERT INTO {table} {}", aggregate.days_definition(config, features, &covered))).await?;
     Ok(periods.len() as i64)
 }
 
@@ -157,6 +152,31 @@ pub fn scope(column: &str, tz: &str, days: &[NaiveDate]) -> String {
         })
         .collect();
     or_all(ranges)
+}
+
+/// A condition on `column`, the time of attribution touches, that every
+/// touch of a conversion of `days` meets: from `lookback_days` + 1 days
+/// before each run's first day (the window counts calendar days in the
+/// session's timezone, so a DST change moves it by an hour; the extra day
+/// covers that) to the end of its last day. Only ever wider than the touch
+/// window, so the rows are those of the full definition; with literal
+/// bounds, the planner prunes the partitions outside them. `true` when a
+/// bound would leave the dates PostgreSQL holds.
+pub fn touch_scope(column: &str, tz: &str, days: &[NaiveDate], lookback_days: u32) -> String {
+    let ranges: Option<Vec<String>> = runs(days)
+        .iter()
+        .map(|(first, last)| {
+            let from = first.checked_sub_days(Days::new(u64::from(lookback_days) + 1)).filter(|d| d.year() >= 1)?;
+            let after = last.checked_add_days(Days::new(1)).filter(|d| d.year() <= 9999)?;
+            Some(format!(
+                "({column} >= ('{from}'::timestamp AT TIME ZONE {tz}) AND {column} < ('{after}'::timestamp AT TIME ZONE {tz}))"
+            ))
+        })
+        .collect();
+    match ranges {
+        Some(ranges) if !ranges.is_empty() => or_all(ranges),
+        _ => "true".to_string(),
+    }
 }
 
 /// The same for a calendar-date column.
@@ -216,5 +236,19 @@ mod tests {
             date_scope("s.day", &[d(2026, 11, 2), d(2026, 11, 1), d(2026, 11, 9)]),
             "((s.day BETWEEN '2026-11-01'::date AND '2026-11-02'::date) OR (s.day BETWEEN '2026-11-09'::date AND '2026-11-09'::date))"
         );
+    }
+
+    #[test]
+    fn touch_scope_widens_each_run_by_the_lookback_and_a_day() {
+        let days = [d(2026, 11, 3), d(2026, 11, 2), d(2026, 12, 31)];
+        assert_eq!(
+            touch_scope("e.occurred_at", "'UTC'", &days, 30),
+            "((e.occurred_at >= ('2026-10-02'::timestamp AT TIME ZONE 'UTC') AND e.occurred_at < ('2026-11-04'::timestamp AT TIME ZONE 'UTC')) \
+             OR (e.occurred_at >= ('2026-11-30'::timestamp AT TIME ZONE 'UTC') AND e.occurred_at < ('2027-01-01'::timestamp AT TIME ZONE 'UTC')))"
+        );
+        // Bounds PostgreSQL's dates cannot hold: no narrowing at all.
+        assert_eq!(touch_scope("e.occurred_at", "'UTC'", &[d(1, 1, 20), d(2026, 1, 1)], 30), "true");
+        assert_eq!(touch_scope("e.occurred_at", "'UTC'", &[d(9999, 12, 31)], 30), "true");
+        assert_eq!(touch_scope("e.occurred_at", "'UTC'", &[], 30), "true");
     }
 }

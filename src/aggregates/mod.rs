@@ -203,6 +203,27 @@ impl Aggregate {
     /// The defining SELECT restricted by `scope`, a condition on
     /// [`Aggregate::scope_column`] that tally builds from dates it formats itself.
     pub fn scoped_definition(&self, config: &Config, features: Features, scope: &str) -> String {
+        self.narrowed_definition(config, features, scope, "true")
+    }
+
+    /// The defining SELECT for exactly the rows of `days` (an incremental
+    /// rewrite): [`Aggregate::scoped_definition`] with their ranges, and for
+    /// attribution the touches narrowed to the days' lookback windows
+    /// ([`incremental::touch_scope`]), so that the partitions of events no
+    /// conversion of those days can reach are pruned when it is planned.
+    pub fn days_definition(&self, config: &Config, features: Features, days: &[chrono::NaiveDate]) -> String {
+        let tz = config.reporting_timezone.sql_literal();
+        let scope = match self.scope_is_date {
+            true => incremental::date_scope(self.scope_column, days),
+            false => incremental::scope(self.scope_column, &tz, days),
+        };
+        let touches = incremental::touch_scope("e.occurred_at", &tz, days, config.attribution_lookback_days);
+        self.narrowed_definition(config, features, &scope, &touches)
+    }
+
+    /// `touch_scope`: a condition on the touches (`e`) that the touch window
+    /// implies for the conversions of `scope`; `true` when there is none.
+    fn narrowed_definition(&self, config: &Config, features: Features, scope: &str, touch_scope: &str) -> String {
         // log2m 14: about 0.8% standard error (SPEC §4.1).
         let sketch =
             if features.sketches { ",\n    hll_add_agg(hll_hash_text(e.user_id), 14) AS visitors_hll" } else { "" };
@@ -213,6 +234,7 @@ impl Aggregate {
             .replace("{{visitors_hll}}", sketch)
             .replace("{{period}}", self.period.column())
             .replace("{{scope}}", scope)
+            .replace("{{touch_scope}}", touch_scope)
     }
 
     /// The raw tables it reads (those its dirty rules watch), in order.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use sqlx::{AssertSqlSafe, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use super::show;
+use super::{median, show};
 use crate::config::Config;
 use crate::error::Error;
 use crate::ingest::{IngestOptions, Source, ingest};
@@ -19,12 +19,14 @@ use crate::partitions::{ManagedTable, Month, create_months};
 #[derive(Debug, Clone)]
 pub struct IngestResult {
     pub rows: u64,
+    /// Runs of each (raw COPY with indexes, ingest); medians.
+    pub repeat: u32,
     pub ingest: Duration,
     pub copy_indexed: Duration,
     pub copy_bare: Duration,
 }
 
-pub(super) async fn measure(pool: &PgPool, config: &Config, rows: u64) -> Result<IngestResult, Error> {
+pub(super) async fn measure(pool: &PgPool, config: &Config, rows: u64, repeat: u32) -> Result<IngestResult, Error> {
     let failed = |what: &'static str| move |e: sqlx::Error| Error::database(what, &e);
     let dir = tempfile::tempdir().map_err(|e| Error::runtime("bench", e.to_string()))?;
     let month = Month::of(chrono::Utc::now().date_naive()).plus(24);
@@ -37,32 +39,25 @@ pub(super) async fn measure(pool: &PgPool, config: &Config, rows: u64) -> Result
         .await
         .map_err(failed("removing triggers"))?;
 
-    let mut copy_times = Vec::new();
-    for (table, like) in [
-        ("bench_copy_indexed", "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES"),
-        ("bench_copy_bare", "INCLUDING DEFAULTS INCLUDING IDENTITY"),
-    ] {
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (LIKE marketing.events {like})"
-        )))
-        .execute(pool)
-        .await
-        .map_err(failed("creating the COPY target"))?;
-        copy_times.push(copy_file(pool, table, &csv).await.map_err(failed("COPY"))?);
-        sqlx::raw_sql(AssertSqlSafe(format!("DROP TABLE {table}")))
-            .execute(pool)
+    // Raw COPY and `tally ingest` alternate, `repeat` times each, so that
+    // a slow moment of the machine falls on both; the medians are compared.
+    let (mut indexed, mut ingested) = (Vec::new(), Vec::new());
+    for _ in 0..repeat.max(1) {
+        indexed.push(copy_into_new_table(pool, "INCLUDING INDEXES", &csv).await?);
+        let summary = ingest(pool, &Source::File(ndjson.clone()), &IngestOptions::default(), &CancellationToken::new())
             .await
-            .map_err(failed("dropping the COPY target"))?;
+            .map_err(|e| Error::runtime("bench ingest", e))?;
+        if summary.loaded != rows {
+            return Err(Error::runtime("bench ingest", format!("loaded {} of {rows} rows: {summary}", summary.loaded)));
+        }
+        ingested.push(summary.elapsed);
+        // The month is emptied for the next run and for what the bench measures next.
+        let partition = format!("TRUNCATE marketing.{}", month.partition_name("events"));
+        sqlx::raw_sql(AssertSqlSafe(partition)).execute(pool).await.map_err(failed("emptying the month"))?;
     }
-    let options = IngestOptions::default();
-    let summary = ingest(pool, &Source::File(ndjson), &options, &CancellationToken::new())
-        .await
-        .map_err(|e| Error::runtime("bench ingest", e))?;
-    if summary.loaded != rows {
-        return Err(Error::runtime("bench ingest", format!("loaded {} of {rows} rows: {summary}", summary.loaded)));
-    }
+    let copy_bare = copy_into_new_table(pool, "", &csv).await?;
     tracing::info!(rows, "benchmarked ingest against COPY");
-    Ok(IngestResult { rows, ingest: summary.elapsed, copy_indexed: copy_times[0], copy_bare: copy_times[1] })
+    Ok(IngestResult { rows, repeat, ingest: median(ingested), copy_indexed: median(indexed), copy_bare })
 }
 
 /// The same rows as NDJSON (the brief's document, Extended JSON dates and
@@ -116,6 +111,22 @@ fn write_files(
     Ok((ndjson_path, csv_path))
 }
 
+/// A raw COPY of `csv` into a new table like `marketing.events` (with its
+/// defaults, and `indexes`: "INCLUDING INDEXES" or nothing), dropped after.
+async fn copy_into_new_table(pool: &PgPool, indexes: &str, csv: &std::path::Path) -> Result<Duration, Error> {
+    let failed = |what: &'static str| move |e: sqlx::Error| Error::database(what, &e);
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP TABLE IF EXISTS bench_copy; \
+         CREATE TABLE bench_copy (LIKE marketing.events INCLUDING DEFAULTS INCLUDING IDENTITY {indexes})"
+    )))
+    .execute(pool)
+    .await
+    .map_err(failed("creating the COPY target"))?;
+    let took = copy_file(pool, "bench_copy", csv).await.map_err(failed("COPY"))?;
+    sqlx::raw_sql("DROP TABLE bench_copy").execute(pool).await.map_err(failed("dropping the COPY target"))?;
+    Ok(took)
+}
+
 /// `COPY table FROM STDIN (FORMAT csv)` fed from `file`, like `psql \copy`.
 async fn copy_file(pool: &PgPool, table: &str, file: &std::path::Path) -> Result<Duration, sqlx::Error> {
     let mut conn = pool.acquire().await?;
@@ -138,12 +149,14 @@ async fn copy_file(pool: &PgPool, table: &str, file: &std::path::Path) -> Result
 pub(super) fn table(result: &IngestResult) -> String {
     let rate = |d: Duration| result.rows as f64 / d.as_secs_f64().max(1e-9);
     format!(
-        "Ingest of {} events: `tally ingest` (NDJSON, Extended JSON) against a raw COPY of the same rows (CSV)\n\n\
+        "Ingest of {} events: `tally ingest` (NDJSON, Extended JSON) against a raw COPY of the same rows (CSV), \
+         alternating, median of {} runs each\n\n\
          | path | time | rows/s | vs raw COPY with indexes |\n|---|---:|---:|---:|\n\
          | raw COPY, table with the 4 indexes of `marketing.events` | {} | {:.0} | 1.00× |\n\
          | raw COPY, table without indexes (reference) | {} | {:.0} | {:.2}× |\n\
          | `tally ingest` into an empty month of `marketing.events` | {} | {:.0} | {:.2}× |\n\n",
         result.rows,
+        result.repeat,
         show(result.copy_indexed),
         rate(result.copy_indexed),
         show(result.copy_bare),

@@ -103,16 +103,22 @@ async fn measure(
             live_reads = Some((*events, live::measure(&pool, config, options.dashboard_runs).await));
         }
         if measured.is_ok() && last && options.ingest_rows > 0 {
-            ingested = Some(ingest::measure(&pool, config, options.ingest_rows).await);
+            ingested = Some(ingest::measure(&pool, config, options.ingest_rows, options.repeat).await);
         }
         // Last on this database: it leaves daily_attribution incremental.
         let attributed = match &measured {
-            Ok(_) => Some(attribution::measure(&pool, config, *events, options).await),
+            Ok(_) => Some(match settle(&pool).await {
+                Ok(()) => attribution::measure(&pool, config, *events, options).await,
+                Err(e) => Err(e),
+            }),
             Err(_) => None,
         };
         // After that: it puts every rollup in each mode in turn.
         let cycled = match &measured {
-            Ok(_) => Some(cycle::measure(&pool, &server.with_database(&name), config, *events, options).await),
+            Ok(_) => Some(match settle(&pool).await {
+                Ok(()) => cycle::measure(&pool, &server.with_database(&name), config, *events, options).await,
+                Err(e) => Err(e),
+            }),
             Err(_) => None,
         };
         pool.close().await;
@@ -196,6 +202,18 @@ async fn drop_database(admin: &PgPool, name: &str) {
     let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db::quote_ident(name))))
         .execute(admin)
         .await;
+}
+
+/// Brings the bench database to the steady state of a database in use:
+/// `VACUUM (ANALYZE)`, so that the tables the bench just wrote (millions of
+/// generated events, the COPY and ingest figures' rows) are not vacuumed by
+/// autovacuum during the next measurement, and the planner knows them.
+pub(crate) async fn settle(pool: &PgPool) -> Result<(), Error> {
+    sqlx::raw_sql("VACUUM (ANALYZE)")
+        .execute(pool)
+        .await
+        .map_err(|e| Error::database("vacuuming the bench database", &e))?;
+    Ok(())
 }
 
 /// What the bench database offers the definitions (visitor sketches).

@@ -44,7 +44,7 @@ pub(super) async fn measure(
     };
     let generated = GenerateOptions { events, seed: options.seed, days: options.days, ..GenerateOptions::default() };
     generate(pool, config, &generated).await?;
-    sqlx::query("ANALYZE").execute(pool).await.map_err(failed("ANALYZE"))?;
+    super::settle(pool).await?;
     let aggregate =
         aggregates::find(AGGREGATE).ok_or_else(|| Error::runtime("bench", "the campaign aggregate is missing"))?;
 

@@ -9,6 +9,8 @@
 mod bisect;
 mod direct;
 
+use std::fmt::Write as _;
+
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
@@ -144,22 +146,26 @@ pub fn copy_text(rows: &[Row]) -> Vec<u8> {
             }
             out.push('\t');
         }
-        out.push_str(&row.occurred_at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string());
-        out.push('\n');
+        // Into the buffer, without a String per row.
+        let _ = write!(out, "{}", row.occurred_at.format("%Y-%m-%d %H:%M:%S%.6f+00\n"));
     }
     out.into_bytes()
 }
 
+/// Appends `text`, the runs without a special character as whole slices.
 fn escape(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
+    let mut rest = text;
+    while let Some(at) = rest.find(['\\', '\t', '\n', '\r']) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            _ => "\\r",
+        });
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
 }
 
 #[cfg(test)]
@@ -178,5 +184,16 @@ mod tests {
             text,
             "a\\tb\t\\N\tx\\\\y\\nz\t{\"q\":\"1\\\\\\\\n\"}\t\\N\t\\N\t\\N\t\\N\t2026-03-03 10:00:00.500000+00\n"
         );
+    }
+
+    #[test]
+    fn escape_keeps_text_around_special_characters() {
+        let mut out = String::new();
+        escape(&mut out, "\r\u{e9}t\u{e9}\\\\\u{1F600}\n\tend\r");
+        assert_eq!(out, "\\r\u{e9}t\u{e9}\\\\\\\\\u{1F600}\\n\\tend\\r");
+        let mut plain = String::from("x");
+        escape(&mut plain, "");
+        escape(&mut plain, "no specials");
+        assert_eq!(plain, "xno specials");
     }
 }
