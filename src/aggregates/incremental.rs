@@ -144,14 +144,16 @@ async fn rewrite(
 pub fn scope(column: &str, tz: &str, days: &[NaiveDate]) -> String {
     let ranges: Vec<String> = runs(days)
         .iter()
-        .map(|(first, last)| {
-            let after = last.checked_add_days(Days::new(1)).unwrap_or(*last);
-            format!(
-                "({column} >= ('{first}'::timestamp AT TIME ZONE {tz}) AND {column} < ('{after}'::timestamp AT TIME ZONE {tz}))"
-            )
-        })
+        .map(|(first, last)| time_range(column, tz, *first, last.checked_add_days(Days::new(1)).unwrap_or(*last)))
         .collect();
     or_all(ranges)
+}
+
+/// `column` from midnight of `from` to midnight of `after` (excluded), in `tz`.
+fn time_range(column: &str, tz: &str, from: NaiveDate, after: NaiveDate) -> String {
+    format!(
+        "({column} >= ('{from}'::timestamp AT TIME ZONE {tz}) AND {column} < ('{after}'::timestamp AT TIME ZONE {tz}))"
+    )
 }
 
 /// A condition on `column`, the time of attribution touches, that every
@@ -168,9 +170,7 @@ pub fn touch_scope(column: &str, tz: &str, days: &[NaiveDate], lookback_days: u3
         .map(|(first, last)| {
             let from = first.checked_sub_days(Days::new(u64::from(lookback_days) + 1)).filter(|d| d.year() >= 1)?;
             let after = last.checked_add_days(Days::new(1)).filter(|d| d.year() <= 9999)?;
-            Some(format!(
-                "({column} >= ('{from}'::timestamp AT TIME ZONE {tz}) AND {column} < ('{after}'::timestamp AT TIME ZONE {tz}))"
-            ))
+            Some(time_range(column, tz, from, after))
         })
         .collect();
     match ranges {

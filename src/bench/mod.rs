@@ -107,18 +107,24 @@ async fn measure(
         }
         // Last on this database: it leaves daily_attribution incremental.
         let attributed = match &measured {
-            Ok(_) => Some(match settle(&pool).await {
-                Ok(()) => attribution::measure(&pool, config, *events, options).await,
-                Err(e) => Err(e),
-            }),
+            Ok(_) => Some(
+                async {
+                    settle(&pool).await?;
+                    attribution::measure(&pool, config, *events, options).await
+                }
+                .await,
+            ),
             Err(_) => None,
         };
         // After that: it puts every rollup in each mode in turn.
         let cycled = match &measured {
-            Ok(_) => Some(match settle(&pool).await {
-                Ok(()) => cycle::measure(&pool, &server.with_database(&name), config, *events, options).await,
-                Err(e) => Err(e),
-            }),
+            Ok(_) => Some(
+                async {
+                    settle(&pool).await?;
+                    cycle::measure(&pool, &server.with_database(&name), config, *events, options).await
+                }
+                .await,
+            ),
             Err(_) => None,
         };
         pool.close().await;
