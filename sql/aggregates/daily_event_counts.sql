@@ -3,11 +3,14 @@
 -- <scope> by `true` or the occurred_at ranges of the days being recomputed;
 -- <visitors_hll> by the sketch of the visitors' user_ids (postgresql-hll,
 -- log2m 14) when the server has the extension, or nothing (SPEC §4.1).
+-- Grouping and the distinct count compare text byte by byte (COLLATE "C",
+-- the same groups; see daily_campaign_metrics.sql); `event` keeps the
+-- default collation.
 SELECT
     (e.occurred_at AT TIME ZONE {{tz}})::date AS day,
-    e.event                                   AS event,
+    (e.event COLLATE "C") COLLATE "default"   AS event,
     count(*)                                  AS events,
-    count(DISTINCT e.user_id)                 AS visitors{{visitors_hll}}
+    count(DISTINCT e.user_id COLLATE "C")     AS visitors{{visitors_hll}}
 FROM marketing.events AS e
 WHERE {{scope}}
-GROUP BY 1, 2
+GROUP BY 1, e.event COLLATE "C"

@@ -82,6 +82,7 @@ fn script(aggregate: &Aggregate, config: &Config, features: Features, hll_schema
             ("aggregate", &quote_literal(aggregate.name)),
             ("dirty", &dirty),
             ("search_path", &search_path),
+            ("work_mem", &quote_literal(super::incremental::WORK_MEM)),
             ("range", &quote_literal(&range)),
             ("definition", &quote_literal(&aggregate.scoped_definition(config, features, SCOPE_MARKER))),
             ("marker", &quote_literal(SCOPE_MARKER)),

@@ -208,3 +208,37 @@ async fn a_broken_aggregate_fails_with_its_name_and_the_others_go_on() {
     assert_eq!(recorded.0, "failure");
     assert!(recorded.1.contains("drop or rename it"));
 }
+
+#[tokio::test]
+async fn text_columns_keep_the_database_collation_though_grouping_compares_bytes() {
+    // Grouping and distinct counts use COLLATE "C" (cheaper, the same groups);
+    // what readers sort and compare keeps the database's collation.
+    let db = TestDb::migrated().await;
+    insert_sample_events(&db.pool).await;
+    let names = ["daily_campaign_metrics", "daily_event_counts"];
+    for (mode, text_columns) in [("concurrently", 4), ("incremental", 8)] {
+        let toml: String = names.iter().map(|name| format!("[aggregates.{name}]\nmode = \"{mode}\"\n")).collect();
+        let refresher = refresher(&db.pool, config(&toml));
+        for name in names {
+            let report = refresher.refresh(aggregates::find(name).unwrap()).await.unwrap();
+            assert_eq!(report.outcome, RefreshOutcome::Success, "{mode} {name}: {:?}", report.error);
+        }
+        let columns: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT c.relname::text, a.attname::text, coalesce(co.collname::text, '')
+             FROM pg_attribute AS a
+             JOIN pg_class AS c ON c.oid = a.attrelid
+             LEFT JOIN pg_collation AS co ON co.oid = a.attcollation
+             WHERE c.relnamespace = 'reporting'::regnamespace AND c.relkind IN ('r', 'm', 'v')
+               AND (c.relname LIKE 'daily_campaign_metrics%' OR c.relname LIKE 'daily_event_counts%')
+               AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'text'::regtype
+             ORDER BY 1, 2",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        // Three UTM columns and `event`, in each table and, incremental, each live view.
+        assert_eq!(columns.len(), text_columns, "{mode}: {columns:?}");
+        assert!(columns.iter().all(|(_, _, collation)| collation == "default"), "{mode}: {columns:?}");
+        assert_eq!(campaign_rows(&db.pool).await.len(), 3, "{mode}");
+    }
+}

@@ -103,7 +103,8 @@ fn what_the_doctor_says_each_aggregate_holds_is_what_it_holds() {
             assert!(sql.contains(&format!("AS {measure}")), "{} has no {measure}", answers.name);
         }
         for (column, measure) in answers.distinct {
-            assert!(sql.contains(&format!("count(DISTINCT e.{column})")), "{}.{measure}", answers.name);
+            // Compared byte by byte: the same distinct values as the database's collation.
+            assert!(sql.contains(&format!("count(DISTINCT e.{column} COLLATE \"C\")")), "{}.{measure}", answers.name);
         }
     }
 }
