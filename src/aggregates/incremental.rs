@@ -131,13 +131,13 @@ async fn rewrite(
     // The planner prices a few days' join from table-wide statistics; at 10M
     // events its estimate passes the JIT thresholds, and compiling took 2.1 s
     // where the statement runs in 80 ms (BENCHMARKS.md). Until the commit.
-    execute(conn, "SET LOCAL jit = off".to_string()).await?;
-    // Raised to WORK_MEM when lower, never lowered. Until the commit.
+    // work_mem is raised to WORK_MEM when lower, never lowered. One round trip.
     execute(
         conn,
         format!(
-            "SELECT set_config('work_mem', '{WORK_MEM}', true) \
-             WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('{WORK_MEM}')"
+            "SELECT set_config('jit', 'off', true), \
+                    CASE WHEN pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('{WORK_MEM}') \
+                         THEN set_config('work_mem', '{WORK_MEM}', true) END"
         ),
     )
     .await?;
