@@ -4,13 +4,15 @@
 -- reporting (tally_reader) gets the aggregate's rows without any right on
 -- marketing or tally.
 --
--- {{days}}(): the days the waiting marks dirty, sorted, with the claim's
--- rules (sql/incremental/dirty.sql, here {{dirty}} over live_marks), or NULL
--- when a TRUNCATE's `all` mark waits.
+-- {{days}}(): what the waiting marks dirty (whole days, keyed days and
+-- their key values), with the claim's rules: {{split}}
+-- (sql/incremental/split.sql) over live_marks; {{keyed}}: whether a mark is
+-- keyed (`false` for an aggregate without a live key).
 --
--- {{rows}}(days): the definition recomputed for those days (every day when
--- NULL, after a TRUNCATE). The scope is built from the days as literal time ranges, one
--- per run of consecutive days, and the statement is planned for them
+-- {{rows}}(whole, keyed, keys): the definition recomputed for those days.
+-- The scope is built from the days as literal time ranges, one per run of
+-- consecutive days, the keyed ones with `{{key}} = ANY ($1)` (keys, passed
+-- as a value, never as SQL text), and the statement is planned for them
 -- (EXECUTE): partitions outside are pruned when it is planned and the
 -- estimate is the dirty days' rows, not the table's. jit is off: the
 -- statement reads few days, and compiling it would cost more than running it.
@@ -20,36 +22,45 @@
 -- {{range}}: a format() pattern for one run (%1$s first day, %2$s last day,
 -- %3$s the day after), {{aggregate}}: the name as a literal;
 -- {{search_path}}: pg_catalog, the schema of hll when installed, pg_temp.
-CREATE FUNCTION {{days}}() RETURNS date[]
+CREATE FUNCTION {{days}}(OUT whole date[], OUT keyed date[], OUT keys text[])
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {{search_path}}
 AS $live$
 WITH live_marks AS (
-    SELECT kind, first_day, last_day, lead_id FROM tally.invalidations WHERE aggregate = {{aggregate}}),
-live_dirty AS (
-{{dirty}})
-SELECT CASE WHEN EXISTS (SELECT 1 FROM live_marks WHERE kind = 'all') THEN NULL
-       ELSE array(SELECT day FROM live_dirty WHERE day BETWEEN date '0001-01-01' AND date '9999-12-31' ORDER BY day)
-       END
+    SELECT kind, first_day, last_day, lead_id, keys, {{keyed}} AS keyed
+    FROM tally.invalidations WHERE aggregate = {{aggregate}}),
+{{split}}
+SELECT whole, keyed, keys FROM split
 $live$;
-CREATE FUNCTION {{rows}}(dirty date[]) RETURNS SETOF {{table}}
+CREATE FUNCTION {{rows}}(whole date[], keyed date[], keys text[]) RETURNS SETOF {{table}}
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = {{search_path}} SET jit = off
     SET work_mem = {{work_mem}}
 AS $live$
 DECLARE
     scope text := 'true';
+    whole_scope text;
+    keyed_scope text;
 BEGIN
-    IF dirty IS NOT NULL THEN
+    IF whole IS NOT NULL THEN
         SELECT string_agg(format({{range}}, to_char(first, 'YYYY-MM-DD'), to_char(last, 'YYYY-MM-DD'),
-                                 to_char(last + 1, 'YYYY-MM-DD')), ' OR ')
-        INTO scope
-        FROM (SELECT min(day) AS first, max(day) AS last
-              FROM (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS run
-                    FROM unnest(dirty) AS day) AS numbered
-              GROUP BY run) AS runs;
-        IF scope IS NULL THEN
+                                 to_char(last + 1, 'YYYY-MM-DD')), ' OR ') FILTER (WHERE part = 1),
+               string_agg(format({{range}}, to_char(first, 'YYYY-MM-DD'), to_char(last, 'YYYY-MM-DD'),
+                                 to_char(last + 1, 'YYYY-MM-DD')), ' OR ') FILTER (WHERE part = 2)
+        INTO whole_scope, keyed_scope
+        FROM (SELECT part, min(day) AS first, max(day) AS last
+              FROM (SELECT part, day, day - (row_number() OVER (PARTITION BY part ORDER BY day))::int AS run
+                    FROM (SELECT 1 AS part, day FROM unnest(whole) AS day
+                          UNION ALL
+                          SELECT 2, day FROM unnest(keyed) AS day WHERE cardinality(keys) > 0) AS days
+                    WHERE day IS NOT NULL) AS numbered
+              GROUP BY part, run) AS runs;
+        IF keyed_scope IS NOT NULL THEN
+            keyed_scope := '((' || keyed_scope || ') AND ' || {{key}} || ' = ANY ($1))';
+        END IF;
+        scope := concat_ws(' OR ', whole_scope, keyed_scope);
+        IF scope = '' THEN
             RETURN;
         END IF;
     END IF;
-    RETURN QUERY EXECUTE replace({{definition}}, {{marker}}, '(' || scope || ')');
+    RETURN QUERY EXECUTE replace({{definition}}, {{marker}}, '(' || scope || ')') USING keys;
 END
 $live$;

@@ -36,7 +36,11 @@ pub(super) const WORK_MEM: &str = "32MB";
 /// The claim of the marks (`sql/incremental/claim.sql`).
 const CLAIM: &str = include_str!("../../sql/incremental/claim.sql");
 /// The days a set of marks dirties (`sql/incremental/dirty.sql`).
-pub(super) const DIRTY: &str = include_str!("../../sql/incremental/dirty.sql");
+const DIRTY: &str = include_str!("../../sql/incremental/dirty.sql");
+/// Whole days, keyed days and key values of a set of marks (`sql/incremental/split.sql`).
+const SPLIT: &str = include_str!("../../sql/incremental/split.sql");
+/// Past this many key values waiting, keyed days are rewritten (and read live) whole.
+pub const MAX_KEYS: usize = 64;
 /// The days waiting per aggregate (`sql/incremental/backlog.sql`).
 const BACKLOG: &str = include_str!("../../sql/incremental/backlog.sql");
 
@@ -79,8 +83,11 @@ pub async fn refresh(conn: &mut PgConnection, aggregate: &Aggregate, config: &Co
                 execute(conn, format!("INSERT INTO {table} {definition}")).await?;
                 (RefreshKind::Incremental, None)
             } else {
-                let periods = rewrite(conn, aggregate, config, features, &claimed.days).await?;
-                (RefreshKind::Incremental, Some((periods, claimed.days)))
+                let periods = rewrite(conn, aggregate, config, features, &claimed).await?;
+                let mut days = claimed.days;
+                days.extend(claimed.keyed);
+                days.sort();
+                (RefreshKind::Incremental, Some((periods, days)))
             }
         }
     };
@@ -100,30 +107,53 @@ pub struct Claimed {
     pub marks: i64,
     /// A TRUNCATE dirtied everything.
     pub everything: bool,
-    /// The dirty days, sorted.
+    /// The days to rewrite whole, sorted.
     pub days: Vec<NaiveDate>,
+    /// The days to rewrite only for `keys` (the live key's values), sorted.
+    pub keyed: Vec<NaiveDate>,
+    pub keys: Vec<String>,
 }
 
-/// Deletes the aggregate's committed marks and returns the days they dirty.
-async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Claimed, sqlx::Error> {
+/// Whether a mark (a row of `tally.invalidations`) is keyed, as SQL:
+/// never for an aggregate without a live key.
+pub(super) fn keyed_condition(aggregate: &Aggregate) -> &'static str {
+    match aggregate.live_key {
+        Some(_) => {
+            "(keys IS NOT NULL AND array_position(keys, NULL) IS NULL AND kind = 'days' AND first_day = last_day)"
+        }
+        None => "false",
+    }
+}
+
+/// The common table expressions that split `marks` (a relation with the
+/// columns of a mark and `keyed`) into whole days, keyed days and key values.
+pub(super) fn split(config: &Config, marks: &str) -> String {
     let tz = config.reporting_timezone.sql_literal();
-    let dirty = render(DIRTY, &[("marks", "claimed"), ("tz", &tz)]);
-    let claim = render(CLAIM, &[("dirty", &dirty)]);
-    let (marks, everything, days): (i64, bool, Vec<NaiveDate>) =
-        sqlx::query_as(AssertSqlSafe(claim)).bind(aggregate.name).fetch_one(conn).await?;
-    Ok(Claimed { marks, everything, days })
+    let dirty = render(DIRTY, &[("marks", "split_whole_marks"), ("tz", &tz)]);
+    render(SPLIT, &[("marks", marks), ("dirty", &dirty), ("max_keys", &MAX_KEYS.to_string())])
 }
 
-/// Replaces the periods holding `days` (the days themselves, for a daily
-/// rollup) with their recomputed rows; returns how many periods.
+/// Deletes the aggregate's committed marks and returns what they dirty.
+async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Claimed, sqlx::Error> {
+    let claim = render(CLAIM, &[("split", &split(config, "claimed_marks")), ("keyed", keyed_condition(aggregate))]);
+    let (marks, everything, days, keyed, keys): (i64, bool, Vec<NaiveDate>, Vec<NaiveDate>, Vec<String>) =
+        sqlx::query_as(AssertSqlSafe(claim)).bind(aggregate.name).fetch_one(conn).await?;
+    Ok(Claimed { marks, everything, days, keyed, keys })
+}
+
+/// Replaces the periods holding the claimed days (the days themselves, for
+/// a daily rollup) with their recomputed rows, and of the keyed days only
+/// the rows of the claimed key values; returns how many periods.
 async fn rewrite(
     conn: &mut PgConnection,
     aggregate: &Aggregate,
     config: &Config,
     features: super::Features,
-    days: &[NaiveDate],
+    claimed: &Claimed,
 ) -> Result<i64, sqlx::Error> {
-    if days.is_empty() {
+    let days = &claimed.days;
+    let keyed = aggregate.live_key.filter(|_| !claimed.keyed.is_empty());
+    if days.is_empty() && keyed.is_none() {
         return Ok(0);
     }
     let (periods, covered) = aggregate.period.covering(days);
@@ -142,12 +172,33 @@ async fn rewrite(
     )
     .await?;
     let column = crate::db::quote_ident(aggregate.period.column());
-    sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE {column} = ANY($1)")))
-        .bind(&periods)
+    let Some(key) = keyed else {
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE {column} = ANY($1)")))
+            .bind(&periods)
+            .execute(&mut *conn)
+            .await?;
+        execute(conn, format!("INSERT INTO {table} {}", aggregate.days_definition(config, features, &covered))).await?;
+        return Ok(periods.len() as i64);
+    };
+    // Keyed days (a daily rollup: periods are days): the key values are
+    // bound as a parameter, never written into the statement.
+    let key_column = crate::db::quote_ident(key.column);
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE {column} = ANY($1) OR ({column} = ANY($2) AND {key_column} = ANY($3))"
+    )))
+    .bind(days)
+    .bind(&claimed.keyed)
+    .bind(&claimed.keys)
+    .persistent(false)
+    .execute(&mut *conn)
+    .await?;
+    let definition = aggregate.keyed_definition(config, features, days, &claimed.keyed);
+    sqlx::query(AssertSqlSafe(format!("INSERT INTO {table} {definition}")))
+        .bind(&claimed.keys)
+        .persistent(false)
         .execute(&mut *conn)
         .await?;
-    execute(conn, format!("INSERT INTO {table} {}", aggregate.days_definition(config, features, &covered))).await?;
-    Ok(periods.len() as i64)
+    Ok((days.len() + claimed.keyed.len()) as i64)
 }
 
 /// The condition on `column` selecting exactly the rows whose day (in the

@@ -22,7 +22,7 @@ pub mod views;
 pub use features::Features;
 pub use outcome::{ModeError, RefreshKind};
 pub use period::Period;
-pub use rules::DirtyRule;
+pub use rules::{DirtyRule, LiveKey};
 
 use crate::config::Config;
 
@@ -66,6 +66,10 @@ pub struct Aggregate {
     /// rollup of rollups has none: the rollup it reads marks it
     /// ([`hierarchy`]).
     pub dirtied_by: &'static [DirtyRule],
+    /// The column a live read of a day written by small statements may
+    /// narrow its recomputation to ([`LiveKey`]); the day's source rows are
+    /// those of its first rule.
+    pub live_key: Option<LiveKey>,
     /// The period of a row: its key's first column (`day`, `week`, `month`),
     /// what incremental mode deletes and rewrites whole.
     pub period: Period,
@@ -86,6 +90,7 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "e.occurred_at",
         scope_is_date: false,
         dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
+        live_key: Some(LiveKey { column: "utm_campaign", source: "utm_campaign", none_if_empty: true }),
         period: Period::Day,
         needs_sketches: false,
     },
@@ -99,6 +104,7 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "e.occurred_at",
         scope_is_date: false,
         dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
+        live_key: Some(LiveKey { column: "event", source: "event", none_if_empty: false }),
         period: Period::Day,
         needs_sketches: false,
     },
@@ -112,6 +118,7 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "l.created_at",
         scope_is_date: false,
         dirtied_by: &[DirtyRule::DayOf { table: "marketing.leads", column: "created_at", zoned: true }],
+        live_key: None,
         period: Period::Day,
         needs_sketches: false,
     },
@@ -129,6 +136,7 @@ pub static REGISTRY: &[Aggregate] = &[
             DirtyRule::TouchWindow,
             DirtyRule::LeadAttribution,
         ],
+        live_key: None,
         period: Period::Day,
         needs_sketches: false,
     },
@@ -142,6 +150,7 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "s.day",
         scope_is_date: true,
         dirtied_by: &[DirtyRule::DayOf { table: "marketing.campaign_spend", column: "day", zoned: false }],
+        live_key: None,
         period: Period::Day,
         needs_sketches: false,
     },
@@ -155,6 +164,7 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "d.day",
         scope_is_date: true,
         dirtied_by: &[],
+        live_key: None,
         period: Period::Week,
         needs_sketches: true,
     },
@@ -168,6 +178,7 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "d.day",
         scope_is_date: true,
         dirtied_by: &[],
+        live_key: None,
         period: Period::Month,
         needs_sketches: true,
     },
@@ -181,6 +192,7 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "",
         scope_is_date: false,
         dirtied_by: &[],
+        live_key: None,
         period: Period::Day,
         needs_sketches: false,
     },
@@ -213,11 +225,43 @@ impl Aggregate {
     /// conversion of those days can reach are pruned when it is planned.
     pub fn days_definition(&self, config: &Config, features: Features, days: &[chrono::NaiveDate]) -> String {
         let tz = config.reporting_timezone.sql_literal();
-        let scope = match self.scope_is_date {
-            true => incremental::date_scope(self.scope_column, days),
-            false => incremental::scope(self.scope_column, &tz, days),
-        };
         let touches = incremental::touch_scope("e.occurred_at", &tz, days, config.attribution_lookback_days);
+        self.narrowed_definition(config, features, &self.days_scope(&tz, days), &touches)
+    }
+
+    /// The condition on [`Aggregate::scope_column`] selecting the rows of `days`.
+    fn days_scope(&self, tz: &str, days: &[chrono::NaiveDate]) -> String {
+        match self.scope_is_date {
+            true => incremental::date_scope(self.scope_column, days),
+            false => incremental::scope(self.scope_column, tz, days),
+        }
+    }
+
+    /// The defining SELECT for the rows of `whole` days and, of the `keyed`
+    /// days, the rows whose live key value is in the text array `$1` (an
+    /// incremental rewrite of keyed marks). [`Aggregate::days_definition`]
+    /// when the aggregate has no live key.
+    pub fn keyed_definition(
+        &self,
+        config: &Config,
+        features: Features,
+        whole: &[chrono::NaiveDate],
+        keyed: &[chrono::NaiveDate],
+    ) -> String {
+        let mut all: Vec<chrono::NaiveDate> = whole.iter().chain(keyed).copied().collect();
+        all.sort();
+        let Some(key) = self.live_key.filter(|_| !keyed.is_empty()) else {
+            return self.days_definition(config, features, &all);
+        };
+        let tz = config.reporting_timezone.sql_literal();
+        let alias = self.scope_column.split('.').next().unwrap_or("e");
+        let scope = format!(
+            "({} OR ({} AND {} = ANY ($1::text[])))",
+            self.days_scope(&tz, whole),
+            self.days_scope(&tz, keyed),
+            key.expression(alias)
+        );
+        let touches = incremental::touch_scope("e.occurred_at", &tz, &all, config.attribution_lookback_days);
         self.narrowed_definition(config, features, &scope, &touches)
     }
 

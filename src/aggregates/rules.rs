@@ -36,6 +36,30 @@ impl DirtyRule {
     }
 }
 
+/// The live key of a daily aggregate: one output column whose value a
+/// source row determines (e.g. the campaign). A small statement's marks carry
+/// the key values of its rows, and a live read recomputes a day so marked
+/// only for those values (docs/incremental.md, "Keyed marks").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveKey {
+    /// The output column, on the stored rows.
+    pub column: &'static str,
+    /// The source column it comes from, on the rows of the rule's table.
+    pub source: &'static str,
+    /// The output maps a NULL or empty source value to `'(none)'`.
+    pub none_if_empty: bool,
+}
+
+impl LiveKey {
+    /// The output column's value for the source row `alias`, as SQL.
+    pub fn expression(&self, alias: &str) -> String {
+        match self.none_if_empty {
+            true => format!("coalesce(nullif({alias}.{}, ''), '(none)')", self.source),
+            false => format!("{alias}.{}", self.source),
+        }
+    }
+}
+
 /// Expands the touch-window calls in `sql` — `{{is_touch(alias)}}`,
 /// `{{touch_window(touch, conversion)}}`, `{{window_end(touch)}}` — with
 /// the attribution lookback filled in.

@@ -9,12 +9,12 @@ use tally::config::Config;
 
 use crate::harness::{TestDb, Workload, config, count, create_months, features, refresh_all, scratch};
 
-const DAILY_INCREMENTAL: &str = "[aggregates.daily_campaign_metrics]\nmode = \"incremental\"\n\
+pub(crate) const DAILY_INCREMENTAL: &str = "[aggregates.daily_campaign_metrics]\nmode = \"incremental\"\n\
      [aggregates.daily_event_counts]\nmode = \"incremental\"\n[aggregates.daily_lead_funnel]\nmode = \"incremental\"\n\
      [aggregates.daily_attribution]\nmode = \"incremental\"\n[aggregates.daily_campaign_spend]\nmode = \"incremental\"\n";
 
 /// Rows of `left` not in `right` and the other way round, as text.
-async fn differences(pool: &PgPool, left: &str, right: &str) -> Vec<String> {
+pub(crate) async fn differences(pool: &PgPool, left: &str, right: &str) -> Vec<String> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT x::text FROM ((SELECT 'left' AS side, l::text FROM ({left}) AS l EXCEPT ALL SELECT 'left', r::text FROM ({right}) AS r)
           UNION ALL (SELECT 'right', r::text FROM ({right}) AS r EXCEPT ALL SELECT 'right', l::text FROM ({left}) AS l)) AS x LIMIT 10"
@@ -28,7 +28,7 @@ fn daily_rollups() -> impl Iterator<Item = &'static aggregates::Aggregate> {
     aggregates::REGISTRY.iter().filter(|a| a.kind == Kind::Rollup && aggregates::live::has_live_view(a))
 }
 
-async fn assert_live_is(pool: &PgPool, config: &Config, features: Features, against: &str, context: &str) {
+pub(crate) async fn assert_live_is(pool: &PgPool, config: &Config, features: Features, against: &str, context: &str) {
     for aggregate in daily_rollups() {
         let live = format!("SELECT * FROM {}", aggregates::live::qualified_name(aggregate));
         let expected = match against {
@@ -79,7 +79,8 @@ async fn live_views_equal_a_full_computation_before_any_refresh_and_the_table_af
         // Nor may it call the functions behind the views directly.
         let mut reader = pool.begin().await.unwrap();
         sqlx::query("SET LOCAL ROLE tally_reader").execute(&mut *reader).await.unwrap();
-        let direct = sqlx::query("SELECT tally.daily_attribution_live_rows(NULL)").execute(&mut *reader).await;
+        let direct =
+            sqlx::query("SELECT tally.daily_attribution_live_rows(NULL, NULL, NULL)").execute(&mut *reader).await;
         let message = direct.expect_err("no USAGE on schema tally").to_string();
         assert!(message.contains("permission denied for schema tally"), "{message}");
         reader.rollback().await.unwrap();

@@ -17,6 +17,7 @@ mod faults;
 mod incremental;
 mod ingest;
 mod live;
+mod live_keys;
 mod migrations;
 mod observability;
 mod partitions;

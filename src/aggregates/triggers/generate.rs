@@ -3,17 +3,23 @@
 //! is unit-tested.
 
 use super::super::rules::expand_touch_window;
-use super::super::{Aggregate, DirtyRule, REGISTRY};
+use super::super::{Aggregate, DirtyRule, LiveKey, REGISTRY};
 use crate::config::{Config, Mode};
 use crate::db::template::render;
 use crate::db::{quote_ident, quote_literal};
 
 pub(super) const OPERATIONS: &[&str] = &["insert", "update", "delete", "truncate"];
 
+/// A statement that writes at most this many rows records, for aggregates
+/// with a live key, the key values of its rows (keyed marks); a larger one
+/// marks whole days, in one pass over its rows.
+pub const KEYED_MARK_ROWS: usize = 64;
+
 const FUNCTION: &str = include_str!("../../../sql/incremental/triggers/function.sql");
 const TRIGGER: &str = include_str!("../../../sql/incremental/triggers/trigger.sql");
 const TRUNCATE_PARTITION: &str = include_str!("../../../sql/incremental/triggers/truncate_partition_function.sql");
 const DAYS: &str = include_str!("../../../sql/incremental/marks/days.sql");
+const KEYED_DAYS: &str = include_str!("../../../sql/incremental/marks/keyed_days.sql");
 const DAYS_AND_TOUCHES: &str = include_str!("../../../sql/incremental/marks/days_and_touches.sql");
 const TOUCHES: &str = include_str!("../../../sql/incremental/marks/touches.sql");
 const CHANGED_TOUCHES: &str = include_str!("../../../sql/incremental/marks/changed_touches.sql");
@@ -88,12 +94,37 @@ pub fn generate(config: &Config, tracked: &[&'static Aggregate], table: &'static
     let base = function_base(table);
     let mut functions = Vec::new();
     let mut triggers = Vec::new();
+    // The aggregates whose first rule watches this table and that have a live key.
+    let keyed: Vec<(&str, LiveKey)> = tracked
+        .iter()
+        .filter(|a| a.dirtied_by.first().is_some_and(|rule| rule.table() == table))
+        .filter_map(|a| a.live_key.map(|key| (a.name, key)))
+        .collect();
     for op in OPERATIONS {
-        let body: Vec<String> = match *op {
+        let whole: Vec<String> = match *op {
             "insert" | "delete" => combined_marks(op, &watchers, &marks),
-            _ => watchers.iter().filter_map(|(aggregate, rule)| mark(op, aggregate, *rule, &marks)).collect(),
+            _ => watchers.iter().filter_map(|(aggregate, rule)| mark(op, aggregate, *rule, &marks, None)).collect(),
         };
-        let body = if body.is_empty() { "NULL;".to_string() } else { body.join("\n    ") };
+        let body = match (*op, keyed.is_empty()) {
+            ("truncate", _) | (_, true) => statements(&whole),
+            _ => {
+                let small: Vec<String> = watchers
+                    .iter()
+                    .filter_map(|(aggregate, rule)| {
+                        let key = keyed.iter().find(|(name, _)| name == aggregate).map(|(_, key)| *key);
+                        let key = key.filter(|_| matches!(rule, DirtyRule::DayOf { .. }));
+                        mark(op, aggregate, *rule, &marks, key)
+                    })
+                    .collect();
+                let rows = if *op == "delete" { "old_rows" } else { "new_rows" };
+                format!(
+                    "IF (SELECT count(*) FROM (SELECT FROM {rows} LIMIT {}) AS s) <= {KEYED_MARK_ROWS} THEN\n    {}\n    ELSE\n    {}\n    END IF;",
+                    KEYED_MARK_ROWS + 1,
+                    statements(&small),
+                    statements(&whole)
+                )
+            }
+        };
         let function = format!("tally.{base}_{op}");
         functions.push(render(FUNCTION, &[("function", &function), ("body", &body)]));
         let referencing = match *op {
@@ -162,8 +193,14 @@ fn combined_marks(op: &str, watchers: &[(&str, DirtyRule)], marks: &Marks) -> Ve
         .collect()
 }
 
-/// The statement that records what `rule` makes dirty for operation `op`.
-fn mark(op: &str, aggregate: &str, rule: DirtyRule, marks: &Marks) -> Option<String> {
+/// Statements as one trigger body (`NULL;` when there are none).
+fn statements(body: &[String]) -> String {
+    if body.is_empty() { "NULL;".to_string() } else { body.join("\n    ") }
+}
+
+/// The statement that records what `rule` makes dirty for operation `op`;
+/// with the live `key` of a day rule, the key values of the rows too.
+fn mark(op: &str, aggregate: &str, rule: DirtyRule, marks: &Marks, key: Option<LiveKey>) -> Option<String> {
     let name = quote_literal(aggregate);
     if op == "truncate" {
         return Some(render(EVERYTHING, &[("aggregate", &name)]));
@@ -175,7 +212,14 @@ fn mark(op: &str, aggregate: &str, rule: DirtyRule, marks: &Marks) -> Option<Str
     };
     match rule {
         DirtyRule::DayOf { column, zoned, .. } => {
-            Some(marks.render(DAYS, &[("aggregate", &name), ("day", &day_of(column, zoned, marks.tz)), ("rows", rows)]))
+            let day = day_of(column, zoned, marks.tz);
+            Some(match key {
+                Some(key) => marks.render(
+                    KEYED_DAYS,
+                    &[("aggregate", &name), ("day", &day), ("key", &key.expression("r")), ("rows", rows)],
+                ),
+                None => marks.render(DAYS, &[("aggregate", &name), ("day", &day), ("rows", rows)]),
+            })
         }
         DirtyRule::TouchWindow => {
             // On UPDATE only rows whose touch-defining columns changed matter.
@@ -244,6 +288,16 @@ mod tests {
     }
 
     #[test]
+    fn small_updates_record_the_campaigns_of_old_and_new_rows() {
+        let campaigns = config("[aggregates.daily_campaign_metrics]\nmode = \"incremental\"\n");
+        let events = generate(&campaigns, &tracked(&campaigns), "marketing.events").unwrap();
+        let update = &events.functions[1];
+        assert!(update.contains("(SELECT * FROM old_rows UNION ALL SELECT * FROM new_rows) AS r"), "{update}");
+        assert!(update.contains("coalesce(nullif(r.utm_campaign, ''), '(none)') AS key"), "{update}");
+        assert!(!update.contains("{{") && !update.contains("--"), "templates fully rendered: {update}");
+    }
+
+    #[test]
     fn one_pass_over_inserted_events_marks_every_rule() {
         let both = config(
             "reporting_timezone = \"America/New_York\"\n[aggregates.daily_event_counts]\nmode = \"incremental\"\n\
@@ -253,7 +307,13 @@ mod tests {
         let events = generate(&both, &tracked, "marketing.events").unwrap();
         assert_eq!(events.triggers.len(), 4);
         let insert = &events.functions[0];
-        assert_eq!(insert.matches("INSERT INTO tally.invalidations").count(), 1, "{insert}");
+        // A small statement takes the keyed path; a larger one, one pass over its rows.
+        let (small, large) = insert.split_once("ELSE").expect("two paths");
+        assert!(small.contains("IF (SELECT count(*) FROM (SELECT FROM new_rows LIMIT 65) AS s) <= 64 THEN"), "{small}");
+        assert!(small.contains("'daily_event_counts', 'days', dirty.d, dirty.d,"), "{small}");
+        assert!(small.contains("array_agg(DISTINCT dirty.key)") && small.contains("r.event AS key"), "{small}");
+        assert_eq!(large.matches("INSERT INTO tally.invalidations").count(), 1, "{large}");
+        assert!(!large.contains("keys"), "{large}");
         assert!(insert.contains("('daily_event_counts', 'days', dirty.d, dirty.d)"), "{insert}");
         assert!(insert.contains("'daily_attribution', 'touch_window'"), "{insert}");
         assert!(insert.contains("dirty.last_touch + make_interval(days => 30)"), "the touch window's end: {insert}");
@@ -261,7 +321,10 @@ mod tests {
         assert!(!insert.contains("daily_campaign_metrics"), "only incremental aggregates are marked");
         assert!(!insert.contains("{{") && !insert.contains("--"), "templates fully rendered: {insert}");
         assert!(events.functions.iter().any(|f| f.contains("_truncate_partition()")), "partitions report TRUNCATE");
+        let truncate = &events.functions[3];
+        assert!(!truncate.contains("IF ") && truncate.contains("'all'"), "{truncate}");
         let leads = generate(&both, &tracked, "marketing.leads").unwrap();
+        assert!(leads.functions.iter().all(|f| !f.contains("keys")), "no live key on leads: no keyed path");
         let update = &leads.functions[1];
         assert!(update.contains("'lead', n.id"), "{update}");
         assert!(generate(&both, &tracked, "marketing.conversions").is_some());

@@ -15,8 +15,8 @@ mod generate;
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
+pub use generate::{KEYED_MARK_ROWS, TriggerSet, any_incremental, generate, sources, tracked};
 use generate::{OPERATIONS, function_base, qualified};
-pub use generate::{TriggerSet, any_incremental, generate, sources, tracked};
 
 use super::{Aggregate, REGISTRY};
 use crate::config::{Config, Mode};

@@ -62,6 +62,7 @@ impl Workload {
             0 => ("'google'", "'brand'"),
             1 => ("'google'", "'generic'"),
             2 => ("'facebook'", "'spring'"),
+            3 if self.rng.random_bool(0.5) => ("'facebook'", "'brand'"),
             3 => ("''", "NULL"),
             _ => ("NULL", "NULL"),
         }
@@ -74,7 +75,10 @@ impl Workload {
     }
 
     fn insert_events(&mut self) -> String {
-        let rows: Vec<String> = (0..self.rng.random_range(1..30))
+        // Mostly small statements (keyed marks, at most KEYED_MARK_ROWS rows), sometimes a batch.
+        let count =
+            if self.rng.random_bool(0.15) { self.rng.random_range(65..90) } else { self.rng.random_range(1..30) };
+        let rows: Vec<String> = (0..count)
             .map(|_| {
                 let (source, campaign) = self.utm();
                 let event = ["'page_view'", "'page_view'", "'signup'", "'purchase'"][self.rng.random_range(0..4)];

@@ -23,6 +23,7 @@ static DAILY_SIGNUPS: Aggregate = Aggregate {
     scope_column: "e.occurred_at",
     scope_is_date: false,
     dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
+    live_key: None,
     period: Period::Day,
     needs_sketches: false,
 };
