@@ -11,7 +11,7 @@
 --   keys:  the union of those marks' key values. Past {{max_keys}} values
 --          the keyed days are rewritten whole.
 split_whole_marks AS (
-    SELECT kind, first_day, last_day, lead_id FROM {{marks}} WHERE NOT keyed),
+    SELECT kind, first_day, last_day, lead_id, keys FROM {{marks}} WHERE NOT keyed),
 split_dirty AS (
 {{dirty}}),
 split_days AS (

@@ -119,7 +119,7 @@ pub struct Claimed {
 pub(super) fn keyed_condition(aggregate: &Aggregate) -> &'static str {
     match aggregate.live_key {
         Some(_) => {
-            "(keys IS NOT NULL AND array_position(keys, NULL) IS NULL AND kind = 'days' AND first_day = last_day)"
+            "coalesce(cardinality(keys) > 0 AND array_position(keys, NULL) IS NULL AND kind = 'days' AND first_day = last_day, false)"
         }
         None => "false",
     }

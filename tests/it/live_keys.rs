@@ -8,7 +8,9 @@
 use sqlx::PgPool;
 use tally::aggregates;
 
-use crate::harness::{TestDb, assert_matches_scratch, config, count, create_months, features, refresh_all};
+use crate::harness::{
+    TestDb, assert_matches_scratch, config, conversion, count, create_months, features, lead, refresh_all,
+};
 use crate::live::{DAILY_INCREMENTAL, assert_live_is};
 
 type Dirty = (Option<Vec<chrono::NaiveDate>>, Vec<chrono::NaiveDate>, Vec<String>);
@@ -118,19 +120,20 @@ async fn small_statements_dirty_only_their_campaigns_and_batches_whole_days() {
     assert_live_is(pool, &config, features, "scratch", "after a batch").await;
 
     // Key values are data, never SQL: a mark written by hand with a quote,
-    // a NULL value or a range of days makes whole days, and nothing else.
+    // no value, a NULL value or a range of days makes whole days, and nothing else.
     execute(
         pool,
         "INSERT INTO tally.invalidations (aggregate, kind, first_day, last_day, keys) VALUES
                    ('daily_campaign_metrics', 'days', '2026-11-11', '2026-11-11', ARRAY['x'') OR true --', NULL]),
-                   ('daily_campaign_metrics', 'days', '2026-11-13', '2026-11-14', ARRAY['brand'])",
+                   ('daily_campaign_metrics', 'days', '2026-11-13', '2026-11-14', ARRAY['brand']),
+                   ('daily_campaign_metrics', 'days', '2026-11-09', '2026-11-09', '{}')",
     )
     .await;
     let (whole, keyed, _) = dirty(pool, "daily_campaign_metrics").await;
     assert_eq!(
         whole,
-        Some(days(&["2026-11-10", "2026-11-11", "2026-11-13", "2026-11-14"])),
-        "a NULL value or a range of days: whole days"
+        Some(days(&["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-13", "2026-11-14"])),
+        "no value, a NULL value or a range of days: whole days"
     );
     assert_eq!(keyed, days(&["2026-11-12"]));
     assert_live_is(pool, &config, features, "scratch", "after hand-written marks").await;
@@ -147,7 +150,7 @@ async fn small_statements_dirty_only_their_campaigns_and_batches_whole_days() {
         .await;
     }
     let (whole, keyed, keys) = dirty(pool, "daily_campaign_metrics").await;
-    assert_eq!(whole.map(|w| w.len()), Some(5), "every dirty day whole");
+    assert_eq!(whole.map(|w| w.len()), Some(6), "every dirty day whole");
     assert!(keyed.is_empty() && keys.is_empty());
     assert_live_is(pool, &config, features, "scratch", "with too many key values").await;
 
@@ -193,4 +196,67 @@ async fn a_refresh_of_keyed_marks_rewrites_only_the_written_campaigns() {
     )
     .await;
     assert_eq!(brand, 1, "the new group is there");
+}
+
+/// A small statement's touches dirty the conversions of their own users in
+/// the window, not every conversion in it; a batch's touches, every one.
+#[tokio::test]
+async fn late_touches_dirty_only_the_conversions_of_their_users() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    create_months(pool).await;
+    let config = config(&format!("attribution_lookback_days = 20\n{DAILY_INCREMENTAL}"));
+    let features = features(pool).await;
+    let ann = lead(pool, "ann@example.com", Some("ann"), Some("google"), Some("brand")).await;
+    let bob = lead(pool, "bob@example.com", Some("bob"), Some("facebook"), Some("spring")).await;
+    conversion(pool, &ann, "purchase", "100", "2026-11-10 12:00+00").await;
+    conversion(pool, &bob, "purchase", "50", "2026-11-12 12:00+00").await;
+    execute(
+        pool,
+        "INSERT INTO marketing.events (user_id, event, utm_source, utm_campaign, occurred_at) VALUES
+                   ('ann', 'page_view', 'google', 'brand', '2026-11-05 09:00+00'),
+                   ('bob', 'page_view', 'facebook', 'spring', '2026-11-06 09:00+00')",
+    )
+    .await;
+    refresh_all(pool, &config).await;
+    let attribution_days = || async {
+        let (whole, keyed, _) = dirty(pool, "daily_attribution").await;
+        assert!(keyed.is_empty(), "attribution has no live key");
+        whole.unwrap()
+    };
+    // A late touch of ann's: her conversion's day only, not bob's.
+    execute(
+        pool,
+        "INSERT INTO marketing.events (user_id, event, utm_source, utm_campaign, occurred_at)
+                   VALUES ('ann', 'page_view', 'newsletter', 'weekly', '2026-11-04 09:00+00')",
+    )
+    .await;
+    assert_eq!(attribution_days().await, days(&["2026-11-10"]));
+    // A touch of a visitor who is no lead dirties nothing.
+    execute(
+        pool,
+        "INSERT INTO marketing.events (user_id, event, utm_source, occurred_at)
+                   VALUES ('nobody', 'page_view', 'google', '2026-11-04 10:00+00')",
+    )
+    .await;
+    assert_eq!(attribution_days().await, days(&["2026-11-10"]));
+    // bob's touch moved out of his window (old and new rows): his day too.
+    execute(pool, "UPDATE marketing.events SET occurred_at = '2026-10-01 09:00+00' WHERE user_id = 'bob'").await;
+    assert_eq!(attribution_days().await, days(&["2026-11-10", "2026-11-12"]));
+    assert_live_is(pool, &config, features, "scratch", "after small touches").await;
+    refresh_all(pool, &config).await;
+    assert_matches_scratch(pool, &config, "after a refresh of small touches").await;
+    // A batch of touches of someone else: every conversion in its windows.
+    let batch = aggregates::triggers::KEYED_MARK_ROWS + 1;
+    execute(
+        pool,
+        &format!(
+            "INSERT INTO marketing.events (user_id, event, utm_source, occurred_at)
+                   SELECT 'carol', 'page_view', 'google', timestamptz '2026-11-03 00:00+00' + g * interval '1 minute'
+                   FROM generate_series(1, {batch}) AS g"
+        ),
+    )
+    .await;
+    assert_eq!(attribution_days().await, days(&["2026-11-10", "2026-11-12"]));
+    assert_live_is(pool, &config, features, "scratch", "after a batch of touches").await;
 }

@@ -11,8 +11,9 @@ use crate::db::{quote_ident, quote_literal};
 pub(super) const OPERATIONS: &[&str] = &["insert", "update", "delete", "truncate"];
 
 /// A statement that writes at most this many rows records, for aggregates
-/// with a live key, the key values of its rows (keyed marks); a larger one
-/// marks whole days, in one pass over its rows.
+/// with a live key, the key values of its rows, and for attribution the
+/// users of its touches (keyed marks); a larger one marks whole days and
+/// windows, in one pass over its rows.
 pub const KEYED_MARK_ROWS: usize = 64;
 
 const FUNCTION: &str = include_str!("../../../sql/incremental/triggers/function.sql");
@@ -20,6 +21,7 @@ const TRIGGER: &str = include_str!("../../../sql/incremental/triggers/trigger.sq
 const TRUNCATE_PARTITION: &str = include_str!("../../../sql/incremental/triggers/truncate_partition_function.sql");
 const DAYS: &str = include_str!("../../../sql/incremental/marks/days.sql");
 const KEYED_DAYS: &str = include_str!("../../../sql/incremental/marks/keyed_days.sql");
+const KEYED_TOUCHES: &str = include_str!("../../../sql/incremental/marks/keyed_touches.sql");
 const DAYS_AND_TOUCHES: &str = include_str!("../../../sql/incremental/marks/days_and_touches.sql");
 const TOUCHES: &str = include_str!("../../../sql/incremental/marks/touches.sql");
 const CHANGED_TOUCHES: &str = include_str!("../../../sql/incremental/marks/changed_touches.sql");
@@ -103,17 +105,21 @@ pub fn generate(config: &Config, tracked: &[&'static Aggregate], table: &'static
     for op in OPERATIONS {
         let whole: Vec<String> = match *op {
             "insert" | "delete" => combined_marks(op, &watchers, &marks),
-            _ => watchers.iter().filter_map(|(aggregate, rule)| mark(op, aggregate, *rule, &marks, None)).collect(),
+            _ => watchers
+                .iter()
+                .filter_map(|(aggregate, rule)| mark(op, aggregate, *rule, &marks, false, None))
+                .collect(),
         };
-        let body = match (*op, keyed.is_empty()) {
-            ("truncate", _) | (_, true) => statements(&whole),
+        let narrower = !keyed.is_empty() || watchers.iter().any(|(_, rule)| *rule == DirtyRule::TouchWindow);
+        let body = match (*op, narrower) {
+            ("truncate", _) | (_, false) => statements(&whole),
             _ => {
                 let small: Vec<String> = watchers
                     .iter()
                     .filter_map(|(aggregate, rule)| {
                         let key = keyed.iter().find(|(name, _)| name == aggregate).map(|(_, key)| *key);
                         let key = key.filter(|_| matches!(rule, DirtyRule::DayOf { .. }));
-                        mark(op, aggregate, *rule, &marks, key)
+                        mark(op, aggregate, *rule, &marks, true, key)
                     })
                     .collect();
                 let rows = if *op == "delete" { "old_rows" } else { "new_rows" };
@@ -199,8 +205,16 @@ fn statements(body: &[String]) -> String {
 }
 
 /// The statement that records what `rule` makes dirty for operation `op`;
-/// with the live `key` of a day rule, the key values of the rows too.
-fn mark(op: &str, aggregate: &str, rule: DirtyRule, marks: &Marks, key: Option<LiveKey>) -> Option<String> {
+/// with the live `key` of a day rule, the key values of the rows too, and
+/// for a `small` statement's touches, their users.
+fn mark(
+    op: &str,
+    aggregate: &str,
+    rule: DirtyRule,
+    marks: &Marks,
+    small: bool,
+    key: Option<LiveKey>,
+) -> Option<String> {
     let name = quote_literal(aggregate);
     if op == "truncate" {
         return Some(render(EVERYTHING, &[("aggregate", &name)]));
@@ -224,7 +238,8 @@ fn mark(op: &str, aggregate: &str, rule: DirtyRule, marks: &Marks, key: Option<L
         DirtyRule::TouchWindow => {
             // On UPDATE only rows whose touch-defining columns changed matter.
             let rows = if op == "update" { render(CHANGED_TOUCHES, &[]) } else { rows.to_string() };
-            Some(marks.render(TOUCHES, &[("aggregate", &name), ("rows", &rows)]))
+            let template = if small { KEYED_TOUCHES } else { TOUCHES };
+            Some(marks.render(template, &[("aggregate", &name), ("rows", &rows)]))
         }
         DirtyRule::LeadAttribution if op == "update" => Some(render(LEAD, &[("aggregate", &name)])),
         // A new lead has no conversions yet; a lead with conversions cannot be deleted.
@@ -312,6 +327,11 @@ mod tests {
         assert!(small.contains("IF (SELECT count(*) FROM (SELECT FROM new_rows LIMIT 65) AS s) <= 64 THEN"), "{small}");
         assert!(small.contains("'daily_event_counts', 'days', dirty.d, dirty.d,"), "{small}");
         assert!(small.contains("array_agg(DISTINCT dirty.key)") && small.contains("r.event AS key"), "{small}");
+        assert!(small.contains("'daily_attribution', 'touch_window'"), "{small}");
+        assert!(
+            small.contains("array_agg(DISTINCT r.user_id) AS users"),
+            "a small statement's touches name their users"
+        );
         assert_eq!(large.matches("INSERT INTO tally.invalidations").count(), 1, "{large}");
         assert!(!large.contains("keys"), "{large}");
         assert!(insert.contains("('daily_event_counts', 'days', dirty.d, dirty.d)"), "{insert}");
