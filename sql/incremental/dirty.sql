@@ -5,8 +5,8 @@
 --   touch_window: the days of the conversions between first_day and
 --                 last_day (the triggers computed the window's end from
 --                 sql/rules/touch_window.sql); with keys (a small
---                 statement's touches), only those of the leads whose
---                 user_id is in keys
+--                 statement's touches: values, none NULL), only those of
+--                 the leads whose user_id is in keys
 --   lead:         the days of lead_id's conversions
 -- Both ends of a range are kept within the years 1 to 9999, so that no date
 -- becomes a timestamp PostgreSQL cannot hold; days outside them are not
@@ -23,7 +23,8 @@ SELECT d::date AS day
     FROM {{marks}} JOIN marketing.conversions AS c
       ON c.occurred_at >= (least({{marks}}.first_day, date '9999-12-31')::timestamp AT TIME ZONE {{tz}})
      AND c.occurred_at < ((least({{marks}}.last_day, date '9999-12-30') + 1)::timestamp AT TIME ZONE {{tz}})
-    WHERE {{marks}}.kind = 'touch_window' AND {{marks}}.keys IS NULL
+    WHERE {{marks}}.kind = 'touch_window'
+      AND NOT coalesce(cardinality({{marks}}.keys) > 0 AND array_position({{marks}}.keys, NULL) IS NULL, false)
     UNION
     SELECT (c.occurred_at AT TIME ZONE {{tz}})::date
     FROM {{marks}} CROSS JOIN LATERAL unnest({{marks}}.keys) AS u(user_id)
@@ -32,7 +33,8 @@ SELECT d::date AS day
       ON c.lead_id = l.id
      AND c.occurred_at >= (least({{marks}}.first_day, date '9999-12-31')::timestamp AT TIME ZONE {{tz}})
      AND c.occurred_at < ((least({{marks}}.last_day, date '9999-12-30') + 1)::timestamp AT TIME ZONE {{tz}})
-    WHERE {{marks}}.kind = 'touch_window' AND {{marks}}.keys IS NOT NULL
+    WHERE {{marks}}.kind = 'touch_window'
+      AND coalesce(cardinality({{marks}}.keys) > 0 AND array_position({{marks}}.keys, NULL) IS NULL, false)
     UNION
     SELECT (c.occurred_at AT TIME ZONE {{tz}})::date
     FROM {{marks}} JOIN marketing.conversions AS c ON c.lead_id = {{marks}}.lead_id

@@ -5,4 +5,5 @@
 -- conversion in the window.
 ALTER TABLE tally.invalidations ADD COLUMN keys text[];
 ALTER TABLE tally.invalidations
-    ADD CONSTRAINT invalidations_keys_check CHECK (keys IS NULL OR kind IN ('days', 'touch_window'));
+    ADD CONSTRAINT invalidations_keys_check
+    CHECK (keys IS NULL OR (kind IN ('days', 'touch_window') AND array_ndims(keys) = 1));

@@ -246,6 +246,15 @@ async fn late_touches_dirty_only_the_conversions_of_their_users() {
     assert_live_is(pool, &config, features, "scratch", "after small touches").await;
     refresh_all(pool, &config).await;
     assert_matches_scratch(pool, &config, "after a refresh of small touches").await;
+    // A touch re-tagged to another campaign (only utm_campaign changes): its conversion is credited anew.
+    execute(
+        pool,
+        "UPDATE marketing.events SET utm_campaign = 'retargeting' WHERE user_id = 'ann' AND utm_campaign = 'brand'",
+    )
+    .await;
+    assert_eq!(attribution_days().await, days(&["2026-11-10"]));
+    refresh_all(pool, &config).await;
+    assert_matches_scratch(pool, &config, "after a touch changed campaign").await;
     // A batch of touches of someone else: every conversion in its windows.
     let batch = aggregates::triggers::KEYED_MARK_ROWS + 1;
     execute(

@@ -194,3 +194,54 @@ async fn metrics_listen_on_loopback_unless_told_otherwise() {
     worker.signal(Signal::SIGTERM);
     assert_eq!(worker.wait(Duration::from_secs(30)).await, Some(0), "{}", worker.log());
 }
+
+/// An application role that may only write the marketing tables keeps
+/// writing them in incremental mode: the invalidation triggers run as
+/// tally's role. It still can neither read nor write anything in `tally`.
+#[tokio::test]
+async fn applications_write_in_incremental_mode_with_no_right_in_tally() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    create_months(pool).await;
+    let config = crate::harness::config(&format!("attribution_lookback_days = 20\n{}", crate::live::DAILY_INCREMENTAL));
+    crate::harness::refresh_all(pool, &config).await;
+    let role = format!("app_{}", std::process::id());
+    let setup = format!(
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} NOLOGIN;
+         GRANT USAGE ON SCHEMA marketing TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON marketing.events, marketing.leads, marketing.conversions,
+               marketing.campaign_spend TO {role};"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(setup)).execute(pool).await.unwrap();
+    let mut app = pool.begin().await.unwrap();
+    let writes = format!(
+        "SET LOCAL ROLE {role};
+         INSERT INTO marketing.events (user_id, event, utm_source, utm_campaign, occurred_at)
+             VALUES ('ann', 'page_view', 'google', 'brand', '2026-11-10 09:00+00');
+         INSERT INTO marketing.events (user_id, event, utm_source, occurred_at)
+             SELECT 'bob', 'page_view', 'google', timestamptz '2026-11-11 00:00+00' + g * interval '1 minute'
+             FROM generate_series(1, 100) AS g;
+         UPDATE marketing.events SET utm_campaign = 'spring' WHERE user_id = 'ann';
+         DELETE FROM marketing.events WHERE user_id = 'bob';
+         INSERT INTO marketing.leads (email, user_id, source) VALUES ('ann@example.com', 'ann', 'google');
+         UPDATE marketing.leads SET user_id = 'ann2' WHERE email = 'ann@example.com';
+         INSERT INTO marketing.conversions (lead_id, kind, revenue, occurred_at)
+             SELECT id, 'purchase', 10, '2026-11-12 10:00+00' FROM marketing.leads;
+         INSERT INTO marketing.campaign_spend (day, utm_source, utm_campaign, spend) VALUES ('2026-11-10', 'google', 'brand', 5);"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(writes)).execute(&mut *app).await.expect("writes as the application role");
+    app.commit().await.unwrap();
+    let mut app = pool.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}"))).execute(&mut *app).await.unwrap();
+    let planted = sqlx::query("INSERT INTO tally.invalidations (aggregate, kind) VALUES ('daily_attribution', 'all')")
+        .execute(&mut *app)
+        .await
+        .expect_err("the application role cannot write marks");
+    assert!(planted.to_string().contains("permission denied for schema tally"), "{planted}");
+    app.rollback().await.unwrap();
+    let marks = crate::harness::count(pool, "SELECT count(*) FROM tally.invalidations").await;
+    assert!(marks > 0, "the application's write left its marks");
+    crate::harness::refresh_all(pool, &config).await;
+    crate::harness::assert_matches_scratch(pool, &config, "after the application's writes").await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP OWNED BY {role}; DROP ROLE {role};"))).execute(pool).await.unwrap();
+}
