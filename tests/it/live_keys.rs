@@ -129,6 +129,15 @@ async fn small_statements_dirty_only_their_campaigns_and_batches_whole_days() {
                    ('daily_campaign_metrics', 'days', '2026-11-09', '2026-11-09', '{}')",
     )
     .await;
+    // A key array of two dimensions is refused (it could not be searched).
+    let refused = sqlx::query(
+        "INSERT INTO tally.invalidations (aggregate, kind, first_day, last_day, keys)
+         VALUES ('daily_campaign_metrics', 'days', '2026-11-11', '2026-11-11', '{{a}}')",
+    )
+    .execute(pool)
+    .await
+    .expect_err("two dimensions");
+    assert!(refused.to_string().contains("invalidations_keys_check"), "{refused}");
     let (whole, keyed, _) = dirty(pool, "daily_campaign_metrics").await;
     assert_eq!(
         whole,
