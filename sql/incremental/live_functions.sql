@@ -6,8 +6,7 @@
 --
 -- {{days}}(): what the waiting marks dirty (whole days, keyed days and
 -- their key values), with the claim's rules: {{split}}
--- (sql/incremental/split.sql) over live_marks; {{keyed}}: whether a mark is
--- keyed (`false` for an aggregate without a live key).
+-- (sql/incremental/split.sql) over live_marks.
 --
 -- {{rows}}(whole, keyed, keys): the definition recomputed for those days.
 -- The scope is built from the days as literal time ranges, one per run of
@@ -26,8 +25,7 @@ CREATE FUNCTION {{days}}(OUT whole date[], OUT keyed date[], OUT keys text[])
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {{search_path}}
 AS $live$
 WITH live_marks AS (
-    SELECT kind, first_day, last_day, lead_id, keys, {{keyed}} AS keyed
-    FROM tally.invalidations WHERE aggregate = {{aggregate}}),
+    SELECT kind, first_day, last_day, lead_id, keys FROM tally.invalidations WHERE aggregate = {{aggregate}}),
 {{split}}
 SELECT whole, keyed, keys FROM split
 $live$;

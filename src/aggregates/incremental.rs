@@ -114,28 +114,22 @@ pub struct Claimed {
     pub keys: Vec<String>,
 }
 
-/// Whether a mark (a row of `tally.invalidations`) is keyed, as SQL:
-/// never for an aggregate without a live key.
-pub(super) fn keyed_condition(aggregate: &Aggregate) -> &'static str {
-    match aggregate.live_key {
-        Some(_) => {
-            "coalesce(cardinality(keys) > 0 AND array_position(keys, NULL) IS NULL AND kind = 'days' AND first_day = last_day, false)"
-        }
-        None => "false",
-    }
-}
-
 /// The common table expressions that split `marks` (a relation with the
-/// columns of a mark and `keyed`) into whole days, keyed days and key values.
-pub(super) fn split(config: &Config, marks: &str) -> String {
+/// columns of a mark) into whole days, keyed days and key values. A mark is
+/// keyed only for an aggregate with a live key.
+pub(super) fn split(aggregate: &Aggregate, config: &Config, marks: &str) -> String {
     let tz = config.reporting_timezone.sql_literal();
     let dirty = render(DIRTY, &[("marks", "split_whole_marks"), ("tz", &tz)]);
-    render(SPLIT, &[("marks", marks), ("dirty", &dirty), ("max_keys", &MAX_KEYS.to_string())])
+    let keyed = match aggregate.live_key {
+        Some(_) => "usable_keys AND kind = 'days' AND first_day = last_day",
+        None => "false",
+    };
+    render(SPLIT, &[("marks", marks), ("dirty", &dirty), ("keyed", keyed), ("max_keys", &MAX_KEYS.to_string())])
 }
 
 /// Deletes the aggregate's committed marks and returns what they dirty.
 async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Claimed, sqlx::Error> {
-    let claim = render(CLAIM, &[("split", &split(config, "claimed_marks")), ("keyed", keyed_condition(aggregate))]);
+    let claim = render(CLAIM, &[("split", &split(aggregate, config, "claimed"))]);
     let (marks, everything, days, keyed, keys): (i64, bool, Vec<NaiveDate>, Vec<NaiveDate>, Vec<String>) =
         sqlx::query_as(AssertSqlSafe(claim)).bind(aggregate.name).fetch_one(conn).await?;
     Ok(Claimed { marks, everything, days, keyed, keys })

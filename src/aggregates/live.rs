@@ -76,11 +76,9 @@ fn script(aggregate: &Aggregate, config: &Config, features: Features, hll_schema
     let (days, rows) = function_names(aggregate);
     let table = aggregate.qualified_name();
     let period = quote_ident(aggregate.period.column());
-    // The source rows' alias in the definition: that of its scope column.
-    let alias = column.split('.').next().unwrap_or("e");
-    let (key, keyed_rows) = match aggregate.live_key {
-        Some(key) => (
-            quote_literal(&key.expression(alias)),
+    let (key, keyed_rows) = match aggregate.live_key.zip(aggregate.live_key_expression()) {
+        Some((key, expression)) => (
+            quote_literal(&expression),
             format!("stored.{period} = ANY (live.keyed) AND stored.{} = ANY (live.keys)", quote_ident(key.column)),
         ),
         None => ("'false'".to_string(), "false".to_string()),
@@ -92,8 +90,7 @@ fn script(aggregate: &Aggregate, config: &Config, features: Features, hll_schema
             ("rows", &rows),
             ("table", &table),
             ("aggregate", &quote_literal(aggregate.name)),
-            ("split", &incremental::split(config, "live_marks")),
-            ("keyed", incremental::keyed_condition(aggregate)),
+            ("split", &incremental::split(aggregate, config, "live_marks")),
             ("key", &key),
             ("search_path", &search_path),
             ("work_mem", &quote_literal(super::incremental::WORK_MEM)),

@@ -250,19 +250,24 @@ impl Aggregate {
     ) -> String {
         let mut all: Vec<chrono::NaiveDate> = whole.iter().chain(keyed).copied().collect();
         all.sort();
-        let Some(key) = self.live_key.filter(|_| !keyed.is_empty()) else {
+        let Some(key) = self.live_key_expression().filter(|_| !keyed.is_empty()) else {
             return self.days_definition(config, features, &all);
         };
         let tz = config.reporting_timezone.sql_literal();
-        let alias = self.scope_column.split('.').next().unwrap_or("e");
         let scope = format!(
-            "({} OR ({} AND {} = ANY ($1::text[])))",
+            "({} OR ({} AND {key} = ANY ($1::text[])))",
             self.days_scope(&tz, whole),
-            self.days_scope(&tz, keyed),
-            key.expression(alias)
+            self.days_scope(&tz, keyed)
         );
         let touches = incremental::touch_scope("e.occurred_at", &tz, &all, config.attribution_lookback_days);
         self.narrowed_definition(config, features, &scope, &touches)
+    }
+
+    /// The live key's value for a source row of the definition (whose alias
+    /// is that of the scope column), as SQL; `None` without a live key.
+    pub fn live_key_expression(&self) -> Option<String> {
+        let alias = self.scope_column.split('.').next().unwrap_or("e");
+        self.live_key.map(|key| key.expression(alias))
     }
 
     /// `touch_scope`: a condition on the touches (`e`) that the touch window

@@ -34,6 +34,21 @@ async fn execute(pool: &PgPool, sql: &str) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(pool).await.unwrap();
 }
 
+/// One statement of `KEYED_MARK_ROWS` + 1 page views (a batch: whole days
+/// and windows), a second apart from `start`, with `column` = `value`.
+async fn insert_batch(pool: &PgPool, column: &str, value: &str, start: &str) {
+    let rows = aggregates::triggers::KEYED_MARK_ROWS + 1;
+    execute(
+        pool,
+        &format!(
+            "INSERT INTO marketing.events (user_id, event, {column}, occurred_at)
+             SELECT 'batch', 'page_view', {value}, timestamptz '{start}' + g * interval '1 second'
+             FROM generate_series(1, {rows}) AS g"
+        ),
+    )
+    .await;
+}
+
 /// Three days of five campaigns (2026-11-10 to 12, UTC), in one batch.
 async fn seed(pool: &PgPool) {
     create_months(pool).await;
@@ -105,16 +120,7 @@ async fn small_statements_dirty_only_their_campaigns_and_batches_whole_days() {
     assert_live_is(pool, &config, features, "scratch", "after small statements").await;
 
     // A batch (more than KEYED_MARK_ROWS rows) dirties its day whole.
-    let batch = aggregates::triggers::KEYED_MARK_ROWS + 1;
-    execute(
-        pool,
-        &format!(
-            "INSERT INTO marketing.events (user_id, event, utm_campaign, occurred_at)
-                   SELECT 'b', 'page_view', 'spring', timestamptz '2026-11-10 12:00+00' + g * interval '1 second'
-                   FROM generate_series(1, {batch}) AS g"
-        ),
-    )
-    .await;
+    insert_batch(pool, "utm_campaign", "'spring'", "2026-11-10 12:00+00").await;
     let (whole, keyed, _) = dirty(pool, "daily_campaign_metrics").await;
     assert_eq!((whole, keyed), (Some(days(&["2026-11-10"])), days(&["2026-11-11", "2026-11-12"])));
     assert_live_is(pool, &config, features, "scratch", "after a batch").await;
@@ -265,16 +271,7 @@ async fn late_touches_dirty_only_the_conversions_of_their_users() {
     refresh_all(pool, &config).await;
     assert_matches_scratch(pool, &config, "after a touch changed campaign").await;
     // A batch of touches of someone else: every conversion in its windows.
-    let batch = aggregates::triggers::KEYED_MARK_ROWS + 1;
-    execute(
-        pool,
-        &format!(
-            "INSERT INTO marketing.events (user_id, event, utm_source, occurred_at)
-                   SELECT 'carol', 'page_view', 'google', timestamptz '2026-11-03 00:00+00' + g * interval '1 minute'
-                   FROM generate_series(1, {batch}) AS g"
-        ),
-    )
-    .await;
+    insert_batch(pool, "utm_source", "'google'", "2026-11-03 00:00+00").await;
     assert_eq!(attribution_days().await, days(&["2026-11-10", "2026-11-12"]));
     assert_live_is(pool, &config, features, "scratch", "after a batch of touches").await;
 }
