@@ -11,7 +11,7 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::aggregates::{self, Aggregate};
+use crate::aggregates::Aggregate;
 use crate::config::{Config, Schedule};
 use crate::http::Health;
 use crate::metrics::Metrics;
@@ -34,7 +34,7 @@ pub struct Jobs {
 /// invalidation backlog and the ingest totals.
 pub async fn start(jobs: Jobs) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
-    for aggregate in aggregates::REGISTRY {
+    for aggregate in jobs.config.registry().iter().copied() {
         let Some(settings) = jobs.config.aggregate(aggregate.name) else { continue };
         if !settings.enabled {
             tracing::info!(aggregate = aggregate.name, "disabled; not scheduled");

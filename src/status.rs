@@ -20,6 +20,18 @@ pub struct Status {
     pub tables: Vec<TableStatus>,
     /// Visitor sketches (`visitors_hll`, postgresql-hll) are on.
     pub sketches: bool,
+    /// What tally built in `reporting` for aggregates no longer configured
+    /// (a declared one removed from the file): never dropped silently.
+    pub leftovers: Vec<Leftover>,
+}
+
+/// A relation tally built for an aggregate the configuration no longer has.
+#[derive(Debug, Serialize)]
+pub struct Leftover {
+    /// `reporting.<name>`.
+    pub relation: String,
+    /// The statement that drops it (and its live view), for the operator to run.
+    pub drop: String,
 }
 
 /// One aggregate's line.
@@ -60,14 +72,14 @@ pub struct TableStatus {
 
 /// Reads the status from the database as of `now`.
 pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Result<Status, sqlx::Error> {
-    let names = aggregates::names();
+    let names = config.names();
     let summaries = history::summaries(pool, &names).await?;
     let built: Vec<String> =
         sqlx::query_scalar("SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'reporting'")
             .fetch_all(pool)
             .await?;
     let mut aggregate_lines: Vec<AggregateStatus> = Vec::new();
-    for (aggregate, summary) in aggregates::REGISTRY.iter().zip(summaries) {
+    for (aggregate, summary) in config.registry().iter().zip(summaries) {
         let built = built.iter().any(|b| b == aggregate.name);
         let depends_on: Vec<String> = aggregate.depends_on.iter().map(|d| d.to_string()).collect();
         let Some(settings) = config.aggregate(aggregate.name) else {
@@ -143,7 +155,31 @@ pub async fn collect(pool: &PgPool, config: &Config, now: DateTime<Utc>) -> Resu
         tables.push(line);
     }
     let sketches = aggregates::Features::detect(&mut *pool.acquire().await?).await?.sketches;
-    Ok(Status { generated_at: now, aggregates: aggregate_lines, tables, sketches })
+    let leftovers = leftovers(pool, config).await?;
+    Ok(Status { generated_at: now, aggregates: aggregate_lines, tables, sketches, leftovers })
+}
+
+/// Relations in `reporting` that tally built (their comment is a
+/// definition's fingerprint) for no aggregate of `config`; a live view goes
+/// with its table.
+async fn leftovers(pool: &PgPool, config: &Config) -> Result<Vec<Leftover>, sqlx::Error> {
+    let built: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'reporting' AND c.relkind IN ('r', 'm') AND starts_with(obj_description(c.oid, 'pg_class'), $1)
+         ORDER BY 1",
+    )
+    .bind(aggregates::catalog::FINGERPRINT_PREFIX)
+    .fetch_all(pool)
+    .await?;
+    Ok(built
+        .into_iter()
+        .filter(|(name, _)| config.find(name).is_none())
+        .map(|(name, relkind)| {
+            let relation = format!("reporting.{}", crate::db::sql::quote_ident_if_needed(&name));
+            let kind = if relkind == "m" { "MATERIALIZED VIEW" } else { "TABLE" };
+            Leftover { drop: format!("DROP {kind} {relation} CASCADE;"), relation }
+        })
+        .collect())
 }
 
 /// The human-readable form.
@@ -171,6 +207,12 @@ pub fn render_text(status: &Status) -> String {
         out.push_str(&format!("    next run:     {}\n", when(a.next_run)));
         if let Some(error) = &a.last_error {
             out.push_str(&format!("    last error:   {} ({})\n", error, when(a.last_error_at)));
+        }
+    }
+    if !status.leftovers.is_empty() {
+        out.push_str("NO LONGER CONFIGURED (kept; drop them when nothing reads them)\n");
+        for leftover in &status.leftovers {
+            out.push_str(&format!("  {}: {}\n", leftover.relation, leftover.drop));
         }
     }
     out.push_str("PARTITIONED TABLES\n");

@@ -35,7 +35,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new(&crate::refresh::policy::metric_series(&config)));
-    for aggregate in aggregates::REGISTRY {
+    for aggregate in config.registry() {
         let interval =
             config.aggregate(aggregate.name).filter(|s| s.enabled).and_then(|s| s.schedule.interval(Utc::now()));
         if let Some(interval) = interval {
@@ -141,11 +141,12 @@ async fn start_up(
         db::migrate(pool, url, &config.database).await?;
     }
     crate::aggregates::features::prepare(pool).await;
+    crate::aggregates::declared::check_days(pool, config).await.map_err(Error::Usage)?;
     warn_about_retention(config);
     readiness.starting("maintaining partitions");
     // Install, update or remove the invalidation triggers of incremental mode.
     if let Err(e) = crate::aggregates::triggers::ensure(pool, config).await {
-        tracing::error!(error = %db::describe(&e), "could not set up the invalidation triggers; incremental refreshes will retry");
+        tracing::error!(error = %e, "could not set up the invalidation triggers; incremental refreshes will retry");
     }
     // Failures are logged per action and retried on the maintenance schedule.
     crate::maintenance::worker_pass(pool, config, metrics, shutdown).await;
@@ -153,7 +154,7 @@ async fn start_up(
     if let Err(e) = refresher.restore_freshness().await {
         tracing::warn!(error = %db::describe(&e), "could not read refresh history; freshness starts unknown");
     }
-    for aggregate in aggregates::REGISTRY {
+    for aggregate in config.registry() {
         if config.aggregate(aggregate.name).is_some_and(|s| s.enabled) {
             metrics.ensure_aggregate_series(aggregate.name);
         }
@@ -167,7 +168,7 @@ async fn start_up(
 fn warn_about_retention(config: &Config) {
     let Some(months) = config.partitions.retention_months else { return };
     let tables: Vec<String> = crate::partitions::managed_tables(config).iter().map(|t| t.label()).collect();
-    for aggregate in aggregates::REGISTRY {
+    for aggregate in config.registry() {
         let Some(settings) = config.aggregate(aggregate.name).filter(|s| s.enabled) else { continue };
         let reads = aggregate.sources().into_iter().find(|source| tables.iter().any(|t| t == source));
         if let (Some(source), crate::config::Mode::Concurrently) = (reads, settings.mode) {
@@ -186,9 +187,12 @@ fn warn_about_retention(config: &Config) {
 /// enabled aggregate that was never built or missed a scheduled run.
 async fn refresh_due(jobs: &Jobs) {
     let now = Utc::now();
-    let summaries = history::summaries(&jobs.pool, &aggregates::names()).await.unwrap_or_default();
-    let due: Vec<&'static aggregates::Aggregate> = aggregates::REGISTRY
+    let summaries = history::summaries(&jobs.pool, &jobs.config.names()).await.unwrap_or_default();
+    let due: Vec<&'static aggregates::Aggregate> = jobs
+        .config
+        .registry()
         .iter()
+        .copied()
         .filter(|aggregate| {
             let Some(settings) = jobs.config.aggregate(aggregate.name).filter(|s| s.enabled) else {
                 return false;

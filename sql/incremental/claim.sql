@@ -4,6 +4,6 @@
 -- keyed days with their key values (sql/incremental/split.sql, here
 -- {{split}} over claimed).
 WITH claimed AS (
-    DELETE FROM tally.invalidations WHERE aggregate = $1 RETURNING kind, first_day, last_day, lead_id, keys),
+    DELETE FROM tally.invalidations WHERE aggregate = $1 RETURNING kind, first_day, last_day, lead_id, via, keys),
 {{split}}
 SELECT (SELECT count(*) FROM claimed), whole IS NULL, coalesce(whole, '{}'), keyed, keys FROM split

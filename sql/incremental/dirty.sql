@@ -1,5 +1,5 @@
 -- The days a set of marks dirties ({{marks}}: a relation of kind,
--- first_day, last_day, lead_id, keys and usable_keys, whether keys hold
+-- first_day, last_day, lead_id, via, keys and usable_keys, whether keys hold
 -- values and no NULL), for the claim of an incremental refresh and the live
 -- views (split.sql). {{tz}}: the reporting timezone literal.
 --   days:         first_day .. last_day
@@ -9,6 +9,8 @@
 --                 statement's touches), only those of the leads whose
 --                 user_id is in keys
 --   lead:         the days of lead_id's conversions
+--   join:         {{joined}}: the days of the fact rows holding the keys
+--                 (sql/incremental/joined_days.sql, one per joined column)
 -- Both ends of a range are kept within the years 1 to 9999, so that no date
 -- becomes a timestamp PostgreSQL cannot hold; days outside them are not
 -- rewritten.
@@ -38,3 +40,4 @@ SELECT d::date AS day
     SELECT (c.occurred_at AT TIME ZONE {{tz}})::date
     FROM {{marks}} JOIN marketing.conversions AS c ON c.lead_id = {{marks}}.lead_id
     WHERE {{marks}}.kind = 'lead'
+{{joined}}

@@ -1,7 +1,7 @@
 -- What a set of marks dirties, as common table expressions ending in
 -- `split`, for the claim of a refresh (claim.sql) and the live views
 -- (live_functions.sql). {{marks}}: a relation of kind, first_day, last_day,
--- lead_id and keys; {{dirty}}: sql/incremental/dirty.sql over
+-- lead_id, via and keys; {{dirty}}: sql/incremental/dirty.sql over
 -- split_whole_marks. A mark's keys are usable when they hold values and no
 -- NULL; a mark is keyed when {{keyed}} holds (for an aggregate with a live
 -- key: a `days` mark of one day with usable keys; otherwise never).
@@ -12,13 +12,13 @@
 --   keys:  the union of those marks' key values. Past {{max_keys}} values
 --          the keyed days are rewritten whole.
 split_usable AS (
-    SELECT kind, first_day, last_day, lead_id, keys,
+    SELECT kind, first_day, last_day, lead_id, via, keys,
            coalesce(cardinality(keys) > 0 AND array_position(keys, NULL) IS NULL, false) AS usable_keys
     FROM {{marks}}),
 split_marks AS (
     SELECT *, {{keyed}} AS keyed FROM split_usable),
 split_whole_marks AS (
-    SELECT kind, first_day, last_day, lead_id, keys, usable_keys FROM split_marks WHERE NOT keyed),
+    SELECT kind, first_day, last_day, lead_id, via, keys, usable_keys FROM split_marks WHERE NOT keyed),
 split_dirty AS (
 {{dirty}}),
 split_days AS (

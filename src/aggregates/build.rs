@@ -62,6 +62,7 @@ pub async fn create(
 pub async fn rebuild(
     conn: &mut PgConnection,
     aggregate: &Aggregate,
+    config: &crate::config::Config,
     existing: &Relation,
     mode: Mode,
     definition: &str,
@@ -72,7 +73,7 @@ pub async fn rebuild(
         execute(conn, format!("{} reporting.{}", drop_statement(&leftover.relkind), quote_ident(&staging))).await?;
     }
     create(conn, aggregate, &staging, mode, definition, fingerprint).await?;
-    hierarchy::drop_dependents(conn, aggregate).await?;
+    hierarchy::drop_dependents(conn, aggregate, config).await?;
     execute(conn, format!("{} {}", drop_statement(&existing.relkind), aggregate.qualified_name())).await?;
     let (kind, rename_key) = match mode {
         Mode::Concurrently => ("MATERIALIZED VIEW", "INDEX"),

@@ -37,7 +37,7 @@ pub async fn refresh(
             return Err(ModeError::WrongKind { name: aggregate.name, relkind: existing.relkind });
         }
         Some(existing) if existing.relkind != "m" || existing.comment.as_deref() != Some(fingerprint.as_str()) => {
-            build::rebuild(conn, aggregate, &existing, Mode::Concurrently, &definition, &fingerprint).await?;
+            build::rebuild(conn, aggregate, config, &existing, Mode::Concurrently, &definition, &fingerprint).await?;
             RefreshKind::Rebuilt
         }
         Some(existing) if !existing.populated => {

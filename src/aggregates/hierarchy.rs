@@ -43,7 +43,7 @@ pub async fn after_refresh(
     changed: Changed<'_>,
 ) -> Result<(), ModeError> {
     let mut sketches = None;
-    for dependent in aggregate.dependents().filter(|d| d.kind == Kind::Rollup) {
+    for dependent in aggregate.dependents(config).filter(|d| d.kind == Kind::Rollup) {
         let Some(settings) = config.aggregate(dependent.name).filter(|s| s.enabled) else { continue };
         // A rollup the server cannot build gets no marks: they would pile up
         // in tally.invalidations with no refresh to take them.
@@ -81,10 +81,14 @@ pub async fn require_inputs(conn: &mut PgConnection, aggregate: &Aggregate) -> R
 /// Drops what reads `aggregate` so that it can be replaced: the views, its
 /// live view, and the rollups that are materialized views over it. The caller brings them
 /// back with [`after_refresh`] before committing.
-pub async fn drop_dependents(conn: &mut PgConnection, aggregate: &Aggregate) -> Result<(), sqlx::Error> {
-    views::drop_dependents(conn, aggregate).await?;
+pub async fn drop_dependents(
+    conn: &mut PgConnection,
+    aggregate: &Aggregate,
+    config: &Config,
+) -> Result<(), sqlx::Error> {
+    views::drop_dependents(conn, aggregate, config).await?;
     super::live::drop(conn, aggregate).await?;
-    for dependent in aggregate.dependents().filter(|d| d.kind == Kind::Rollup) {
+    for dependent in aggregate.dependents(config).filter(|d| d.kind == Kind::Rollup) {
         if catalog::relation(conn, dependent.name).await?.is_some_and(|r| r.relkind == "m") {
             execute(conn, format!("DROP MATERIALIZED VIEW {}", dependent.qualified_name())).await?;
         }

@@ -26,8 +26,8 @@ use super::concurrently::count_rows;
 use super::hierarchy::{self, Changed};
 use super::{Aggregate, ModeError, RefreshKind, build};
 use crate::config::{Config, Mode};
-use crate::db::execute;
 use crate::db::template::render;
+use crate::db::{execute, quote_ident};
 
 /// The least work_mem of a rewrite and of a live read's recomputation: one
 /// day of 27,000 events sorts in about 4.4 MB, just over PostgreSQL's default
@@ -39,6 +39,8 @@ const CLAIM: &str = include_str!("../../sql/incremental/claim.sql");
 const DIRTY: &str = include_str!("../../sql/incremental/dirty.sql");
 /// Whole days, keyed days and key values of a set of marks (`sql/incremental/split.sql`).
 const SPLIT: &str = include_str!("../../sql/incremental/split.sql");
+/// The days of the fact rows a `join` mark names (`sql/incremental/joined_days.sql`).
+const JOINED_DAYS: &str = include_str!("../../sql/incremental/joined_days.sql");
 /// Past this many key values waiting, keyed days are rewritten (and read live) whole.
 pub const MAX_KEYS: usize = 64;
 /// The days waiting per aggregate (`sql/incremental/backlog.sql`).
@@ -72,7 +74,7 @@ pub async fn refresh(conn: &mut PgConnection, aggregate: &Aggregate, config: &Co
         }
         Some(existing) if existing.relkind != "r" || existing.comment.as_deref() != Some(fingerprint.as_str()) => {
             claim(conn, aggregate, config).await?;
-            build::rebuild(conn, aggregate, &existing, Mode::Incremental, &definition, &fingerprint).await?;
+            build::rebuild(conn, aggregate, config, &existing, Mode::Incremental, &definition, &fingerprint).await?;
             (RefreshKind::Rebuilt, None)
         }
         Some(_) => {
@@ -119,12 +121,43 @@ pub struct Claimed {
 /// keyed only for an aggregate with a live key.
 pub(super) fn split(aggregate: &Aggregate, config: &Config, marks: &str) -> String {
     let tz = config.reporting_timezone.sql_literal();
-    let dirty = render(DIRTY, &[("marks", "split_whole_marks"), ("tz", &tz)]);
+    let joined = joined_days(aggregate, &tz, "split_whole_marks");
+    let dirty = render(DIRTY, &[("marks", "split_whole_marks"), ("tz", &tz), ("joined", &joined)]);
     let keyed = match aggregate.live_key {
         Some(_) => "usable_keys AND kind = 'days' AND first_day = last_day",
         None => "false",
     };
     render(SPLIT, &[("marks", marks), ("dirty", &dirty), ("keyed", keyed), ("max_keys", &MAX_KEYS.to_string())])
+}
+
+/// The union branches turning `join` marks into days, one per fact column
+/// that a joined table's rule names ([`super::DirtyRule::Joined`]).
+fn joined_days(aggregate: &Aggregate, tz: &str, marks: &str) -> String {
+    let mut columns: Vec<(&str, &str, &str, super::DayIn)> = Vec::new();
+    for rule in aggregate.dirtied_by {
+        if let super::DirtyRule::Joined { fact, fact_column, fact_day, day, .. } = *rule
+            && !columns.iter().any(|c| c.1 == fact_column)
+        {
+            columns.push((fact, fact_column, fact_day, day));
+        }
+    }
+    let branches: Vec<String> = columns
+        .iter()
+        .map(|(fact, column, fact_day, day)| {
+            let fact = super::triggers::qualified(fact);
+            render(
+                JOINED_DAYS,
+                &[
+                    ("day", &day.of(&format!("f.{}", quote_ident(fact_day)), tz)),
+                    ("marks", marks),
+                    ("fact", &fact),
+                    ("column", &quote_ident(column)),
+                    ("via", &crate::db::quote_literal(column)),
+                ],
+            )
+        })
+        .collect();
+    branches.join("\n")
 }
 
 /// Deletes the aggregate's committed marks and returns what they dirty.

@@ -56,7 +56,7 @@ pub fn has_live_view(aggregate: &Aggregate) -> bool {
 /// The functions and the view, as one script. `hll_schema`: the schema of
 /// the visitor sketch functions, when the server has them.
 fn script(aggregate: &Aggregate, config: &Config, features: Features, hll_schema: Option<&str>) -> String {
-    let tz = config.reporting_timezone.sql_literal();
+    let tz = aggregate.scope_zone(&config.reporting_timezone.sql_literal());
     let column = aggregate.scope_column;
     // One run of consecutive dirty days, for format(): %1$s its first day,
     // %2$s its last, %3$s the day after (dates as YYYY-MM-DD).
@@ -69,9 +69,12 @@ fn script(aggregate: &Aggregate, config: &Config, features: Features, hll_schema
             )
         }
     };
+    // A declared SELECT may call functions of `public` (its tables are
+    // qualified when it is read); tally's own name every schema.
+    let public = if aggregate.declared.is_some() { "public, " } else { "" };
     let search_path = match hll_schema {
-        Some(schema) => format!("pg_catalog, {schema}, pg_temp"),
-        None => "pg_catalog, pg_temp".to_string(),
+        Some(schema) => format!("pg_catalog, {public}{schema}, pg_temp"),
+        None => format!("pg_catalog, {public}pg_temp"),
     };
     let (days, rows) = function_names(aggregate);
     let table = aggregate.qualified_name();

@@ -7,8 +7,9 @@
 //! How to add an aggregate: docs/aggregates.md ("Adding an aggregate").
 
 mod build;
-mod catalog;
+pub mod catalog;
 pub mod concurrently;
+pub mod declared;
 pub mod features;
 pub mod hierarchy;
 pub mod incremental;
@@ -22,7 +23,7 @@ pub mod views;
 pub use features::Features;
 pub use outcome::{ModeError, RefreshKind};
 pub use period::Period;
-pub use rules::{DirtyRule, LiveKey};
+pub use rules::{DayIn, DirtyRule, LiveKey};
 
 use crate::config::Config;
 
@@ -76,6 +77,10 @@ pub struct Aggregate {
     /// It reads visitor sketches (`hll`): without the extension it is not
     /// built (SPEC §4.1).
     pub needs_sketches: bool,
+    /// Declared in the config (SPEC §10): its SELECT as read, from which
+    /// the scoped definitions are written; `None` for tally's own, whose
+    /// `sql` is a template.
+    pub declared: Option<&'static declared::Declared>,
 }
 
 /// Every aggregate tally knows, in dependency order.
@@ -89,10 +94,11 @@ pub static REGISTRY: &[Aggregate] = &[
         depends_on: &[],
         scope_column: "e.occurred_at",
         scope_is_date: false,
-        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", day: DayIn::ReportingZone }],
         live_key: Some(LiveKey { column: "utm_campaign", source: "utm_campaign", none_if_empty: true }),
         period: Period::Day,
         needs_sketches: false,
+        declared: None,
     },
     Aggregate {
         name: "daily_event_counts",
@@ -103,10 +109,11 @@ pub static REGISTRY: &[Aggregate] = &[
         depends_on: &[],
         scope_column: "e.occurred_at",
         scope_is_date: false,
-        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", day: DayIn::ReportingZone }],
         live_key: Some(LiveKey { column: "event", source: "event", none_if_empty: false }),
         period: Period::Day,
         needs_sketches: false,
+        declared: None,
     },
     Aggregate {
         name: "daily_lead_funnel",
@@ -117,10 +124,11 @@ pub static REGISTRY: &[Aggregate] = &[
         depends_on: &[],
         scope_column: "l.created_at",
         scope_is_date: false,
-        dirtied_by: &[DirtyRule::DayOf { table: "marketing.leads", column: "created_at", zoned: true }],
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.leads", column: "created_at", day: DayIn::ReportingZone }],
         live_key: None,
         period: Period::Day,
         needs_sketches: false,
+        declared: None,
     },
     Aggregate {
         name: "daily_attribution",
@@ -132,13 +140,14 @@ pub static REGISTRY: &[Aggregate] = &[
         scope_column: "c.occurred_at",
         scope_is_date: false,
         dirtied_by: &[
-            DirtyRule::DayOf { table: "marketing.conversions", column: "occurred_at", zoned: true },
+            DirtyRule::DayOf { table: "marketing.conversions", column: "occurred_at", day: DayIn::ReportingZone },
             DirtyRule::TouchWindow,
             DirtyRule::LeadAttribution,
         ],
         live_key: None,
         period: Period::Day,
         needs_sketches: false,
+        declared: None,
     },
     Aggregate {
         name: "daily_campaign_spend",
@@ -149,10 +158,11 @@ pub static REGISTRY: &[Aggregate] = &[
         depends_on: &[],
         scope_column: "s.day",
         scope_is_date: true,
-        dirtied_by: &[DirtyRule::DayOf { table: "marketing.campaign_spend", column: "day", zoned: false }],
+        dirtied_by: &[DirtyRule::DayOf { table: "marketing.campaign_spend", column: "day", day: DayIn::Date }],
         live_key: None,
         period: Period::Day,
         needs_sketches: false,
+        declared: None,
     },
     Aggregate {
         name: "weekly_campaign_metrics",
@@ -167,6 +177,7 @@ pub static REGISTRY: &[Aggregate] = &[
         live_key: None,
         period: Period::Week,
         needs_sketches: true,
+        declared: None,
     },
     Aggregate {
         name: "monthly_campaign_metrics",
@@ -181,6 +192,7 @@ pub static REGISTRY: &[Aggregate] = &[
         live_key: None,
         period: Period::Month,
         needs_sketches: true,
+        declared: None,
     },
     Aggregate {
         name: "campaign_performance",
@@ -195,6 +207,7 @@ pub static REGISTRY: &[Aggregate] = &[
         live_key: None,
         period: Period::Day,
         needs_sketches: false,
+        declared: None,
     },
 ];
 
@@ -229,12 +242,20 @@ impl Aggregate {
         self.narrowed_definition(config, features, &self.days_scope(&tz, days), &touches)
     }
 
-    /// The condition on [`Aggregate::scope_column`] selecting the rows of `days`.
+    /// The condition on [`Aggregate::scope_column`] selecting the rows of
+    /// `days` (`tz`: the reporting timezone literal; a declared aggregate's
+    /// day has its own zone).
     fn days_scope(&self, tz: &str, days: &[chrono::NaiveDate]) -> String {
         match self.scope_is_date {
             true => incremental::date_scope(self.scope_column, days),
-            false => incremental::scope(self.scope_column, tz, days),
+            false => incremental::scope(self.scope_column, &self.scope_zone(tz), days),
         }
+    }
+
+    /// The zone of the scope column's days as an SQL literal: the
+    /// declared one, or `reporting_tz` (the reporting timezone literal).
+    pub fn scope_zone(&self, reporting_tz: &str) -> String {
+        self.declared.and_then(|d| d.zone_literal()).unwrap_or_else(|| reporting_tz.to_string())
     }
 
     /// The defining SELECT for the rows of `whole` days and, of the `keyed`
@@ -273,6 +294,9 @@ impl Aggregate {
     /// `touch_scope`: a condition on the touches (`e`) that the touch window
     /// implies for the conversions of `scope`; `true` when there is none.
     fn narrowed_definition(&self, config: &Config, features: Features, scope: &str, touch_scope: &str) -> String {
+        if let Some(declared) = self.declared {
+            return declared.scoped(scope);
+        }
         // log2m 14: about 0.8% standard error (SPEC §4.1).
         let sketch =
             if features.sketches { ",\n    hll_add_agg(hll_hash_text(e.user_id), 14) AS visitors_hll" } else { "" };
@@ -297,9 +321,10 @@ impl Aggregate {
         tables
     }
 
-    /// The aggregates (views and rollups of rollups) that read this one.
-    pub fn dependents(&self) -> impl Iterator<Item = &'static Aggregate> + '_ {
-        REGISTRY.iter().filter(move |a| a.depends_on.contains(&self.name))
+    /// The aggregates of `config` (views, rollups of rollups, declared
+    /// aggregates) that read this one.
+    pub fn dependents<'a>(&'a self, config: &'a Config) -> impl Iterator<Item = &'static Aggregate> + 'a {
+        config.registry().iter().copied().filter(move |a| a.depends_on.contains(&self.name))
     }
 }
 
@@ -313,10 +338,14 @@ pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|a| a.name).collect()
 }
 
-/// The named aggregates, with what they read (transitively), ordered so
-/// that each comes after the aggregates it reads. Unknown names are returned
-/// as the error, all of them.
-pub fn in_dependency_order(names: &[String]) -> Result<Vec<&'static Aggregate>, Vec<String>> {
+/// The named aggregates of `registry` (in dependency order), with what
+/// they read (transitively), ordered so that each comes after the
+/// aggregates it reads. Unknown names are returned as the error, all of them.
+pub fn in_dependency_order(
+    registry: &[&'static Aggregate],
+    names: &[String],
+) -> Result<Vec<&'static Aggregate>, Vec<String>> {
+    let find = |name: &str| registry.iter().copied().find(|a| a.name == name);
     let unknown: Vec<String> = names.iter().filter(|n| find(n).is_none()).cloned().collect();
     if !unknown.is_empty() {
         return Err(unknown);
@@ -332,9 +361,10 @@ pub fn in_dependency_order(names: &[String]) -> Result<Vec<&'static Aggregate>, 
         }
         index += 1;
     }
-    // REGISTRY is written in dependency order (a test holds it to that), so
+    // The registry is in dependency order (a test holds REGISTRY to that;
+    // declared aggregates are ordered when the config is read), so
     // filtering it keeps the order.
-    Ok(REGISTRY.iter().filter(|a| wanted.contains(&a.name)).collect())
+    Ok(registry.iter().copied().filter(|a| wanted.contains(&a.name)).collect())
 }
 
 #[cfg(test)]

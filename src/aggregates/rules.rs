@@ -14,9 +14,21 @@ const TOUCH_WINDOW: &str = include_str!("../../sql/rules/touch_window.sql");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirtyRule {
     /// A row of `table` written, changed (old and new values) or deleted
-    /// dirties the day of its `column`: a timestamp's date in the reporting
-    /// timezone (`zoned`), or a calendar date as it is.
-    DayOf { table: &'static str, column: &'static str, zoned: bool },
+    /// dirties the day of its `column` ([`DayIn`]).
+    DayOf { table: &'static str, column: &'static str, day: DayIn },
+    /// A row of `table` written, changed (old and new values) or deleted
+    /// dirties the days of the rows of `fact` whose `fact_column` equals its
+    /// `column` (a table joined to the fact table by that equality): the
+    /// day of their `fact_day` column. Its marks carry the key values; the
+    /// claim finds the days (so a fact row committed after the write is seen).
+    Joined {
+        table: &'static str,
+        column: &'static str,
+        fact: &'static str,
+        fact_column: &'static str,
+        fact_day: &'static str,
+        day: DayIn,
+    },
     /// An event with a user and a utm_source dirties the days of the
     /// conversions in the touch window after it (attribution's touches).
     TouchWindow,
@@ -29,9 +41,32 @@ impl DirtyRule {
     /// The source table the rule watches.
     pub fn table(&self) -> &'static str {
         match self {
-            DirtyRule::DayOf { table, .. } => table,
+            DirtyRule::DayOf { table, .. } | DirtyRule::Joined { table, .. } => table,
             DirtyRule::TouchWindow => "marketing.events",
             DirtyRule::LeadAttribution => "marketing.leads",
+        }
+    }
+}
+
+/// How a source column becomes a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayIn {
+    /// A timestamp's date in the configured `reporting_timezone`.
+    ReportingZone,
+    /// A timestamp's date in this IANA zone (a declared aggregate's own).
+    Zone(&'static str),
+    /// A calendar date, as it is.
+    Date,
+}
+
+impl DayIn {
+    /// The day of `column` (an SQL expression) as SQL, given the reporting
+    /// timezone as a literal.
+    pub fn of(&self, column: &str, reporting_tz: &str) -> String {
+        match self {
+            DayIn::ReportingZone => format!("({column} AT TIME ZONE {reporting_tz})::date"),
+            DayIn::Zone(zone) => format!("({column} AT TIME ZONE {})::date", crate::db::quote_literal(zone)),
+            DayIn::Date => column.to_string(),
         }
     }
 }

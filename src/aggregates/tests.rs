@@ -18,13 +18,19 @@ fn registry_is_in_dependency_order_and_names_are_unique() {
     }
 }
 
+fn builtins() -> Vec<&'static Aggregate> {
+    REGISTRY.iter().collect()
+}
+
 #[test]
 fn unknown_names_are_all_reported() {
-    let err = in_dependency_order(&["daily_event_counts".into(), "nope".into(), "nada".into()]).unwrap_err();
+    let err =
+        in_dependency_order(&builtins(), &["daily_event_counts".into(), "nope".into(), "nada".into()]).unwrap_err();
     assert_eq!(err, vec!["nope".to_string(), "nada".to_string()]);
-    let order = in_dependency_order(&["daily_event_counts".into(), "daily_campaign_metrics".into()]).unwrap();
+    let order =
+        in_dependency_order(&builtins(), &["daily_event_counts".into(), "daily_campaign_metrics".into()]).unwrap();
     assert_eq!(order.iter().map(|a| a.name).collect::<Vec<_>>(), ["daily_campaign_metrics", "daily_event_counts"]);
-    let view = in_dependency_order(&["campaign_performance".into()]).unwrap();
+    let view = in_dependency_order(&builtins(), &["campaign_performance".into()]).unwrap();
     assert_eq!(
         view.iter().map(|a| a.name).collect::<Vec<_>>(),
         ["daily_campaign_metrics", "daily_attribution", "daily_campaign_spend", "campaign_performance"],
@@ -49,9 +55,11 @@ fn aggregates_read_only_rollups_of_raw_data() {
             assert_eq!(aggregate.key[0], aggregate.period.column(), "{}", aggregate.name);
         }
     }
-    let readers: Vec<&str> = find("daily_attribution").unwrap().dependents().map(|a| a.name).collect();
+    let readers: Vec<&str> =
+        find("daily_attribution").unwrap().dependents(&Config::load(None).unwrap()).map(|a| a.name).collect();
     assert_eq!(readers, ["campaign_performance"]);
-    let readers: Vec<&str> = find("daily_campaign_metrics").unwrap().dependents().map(|a| a.name).collect();
+    let readers: Vec<&str> =
+        find("daily_campaign_metrics").unwrap().dependents(&Config::load(None).unwrap()).map(|a| a.name).collect();
     assert_eq!(readers, ["weekly_campaign_metrics", "monthly_campaign_metrics", "campaign_performance"]);
 }
 

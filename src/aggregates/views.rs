@@ -46,7 +46,7 @@ pub async fn ensure_dependents(
     aggregate: &Aggregate,
     config: &Config,
 ) -> Result<(), ModeError> {
-    for view in aggregate.dependents().filter(|d| d.kind == Kind::View) {
+    for view in aggregate.dependents(config).filter(|d| d.kind == Kind::View) {
         ensure(conn, view, config).await?;
     }
     Ok(())
@@ -54,8 +54,12 @@ pub async fn ensure_dependents(
 
 /// Drops the views reading `aggregate`, so it can be replaced; the caller
 /// recreates them (with [`ensure_dependents`]) before committing.
-pub async fn drop_dependents(conn: &mut PgConnection, aggregate: &Aggregate) -> Result<(), sqlx::Error> {
-    for view in aggregate.dependents().filter(|d| d.kind == Kind::View) {
+pub async fn drop_dependents(
+    conn: &mut PgConnection,
+    aggregate: &Aggregate,
+    config: &Config,
+) -> Result<(), sqlx::Error> {
+    for view in aggregate.dependents(config).filter(|d| d.kind == Kind::View) {
         execute(conn, format!("DROP VIEW IF EXISTS {}", view.qualified_name())).await?;
     }
     Ok(())

@@ -40,7 +40,9 @@ pub(super) async fn measure(pool: &PgPool, config: &Arc<Config>, rows: u64, repe
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for _ in 0..repeat.max(1) {
         for (installed, samples) in [(&none_incremental, &mut without), (&all_incremental, &mut with)] {
-            triggers::ensure(pool, installed).await.map_err(failed("setting up triggers"))?;
+            triggers::ensure(pool, installed)
+                .await
+                .map_err(|e| Error::runtime("bench: setting up triggers", e.to_string()))?;
             samples.push(copy(pool, month, rows).await.map_err(failed("COPY"))?);
             let partition = format!("TRUNCATE marketing.{}", month.partition_name("events"));
             sqlx::raw_sql(sqlx::AssertSqlSafe(partition)).execute(pool).await.map_err(failed("TRUNCATE"))?;

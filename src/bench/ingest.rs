@@ -37,7 +37,7 @@ pub(super) async fn measure(pool: &PgPool, config: &Config, rows: u64, repeat: u
         .map_err(|e| Error::runtime("bench", e.to_string()))?;
     crate::aggregates::triggers::ensure(pool, &Config::from_toml("", std::path::Path::new("(bench)"))?)
         .await
-        .map_err(failed("removing triggers"))?;
+        .map_err(|e| Error::runtime("bench: removing triggers", e.to_string()))?;
 
     // Raw COPY and `tally ingest` alternate, `repeat` times each, so that
     // a slow moment of the machine falls on both; the medians are compared.

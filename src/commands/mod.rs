@@ -129,6 +129,7 @@ async fn refresh(
 ) -> Result<(), Error> {
     let selected = crate::refresh::policy::select(&config, names)?;
     let pool = connect_one(&config, &required_url()?, &shutdown).await?;
+    crate::aggregates::declared::check_days(&pool, &config).await.map_err(Error::Usage)?;
     let metrics = Arc::new(Metrics::new(&crate::refresh::policy::metric_series(&config)));
     let refresher = Refresher::new(pool, config.clone(), metrics, shutdown).waiting_for_locks(wait);
     let mut failures = Vec::new();

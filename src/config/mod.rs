@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::aggregates::Aggregate;
+
 pub use values::{
     HumanDuration, Limit, MAX_DURATION, MAX_PG_TIMEOUT, Schedule, Timezone, check_pg_timeout, parse_bounded,
 };
@@ -70,6 +72,9 @@ pub struct Config {
     pub maintenance_schedule: Schedule,
     /// Effective settings of every rollup in the registry (views have none).
     aggregates: BTreeMap<&'static str, AggregateSettings>,
+    /// Every aggregate: tally's own, then those declared in the file, each
+    /// after the aggregates it reads.
+    registry: Vec<&'static Aggregate>,
 }
 
 /// `[database]`: the connection pool and the timeouts tally sets on its sessions.
@@ -195,6 +200,11 @@ pub struct AggregateConfig {
     /// A disabled aggregate is never refreshed.
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
+    /// Your own aggregate: the file holding its one SELECT, relative to the
+    /// config file (docs/your-aggregates.md).
+    pub sql: Option<PathBuf>,
+    /// Your own aggregate's unique key, the day first (default: its GROUP BY columns).
+    pub key: Option<Vec<String>>,
 }
 
 fn enabled_by_default() -> bool {
@@ -216,7 +226,7 @@ impl Config {
     /// Loads the file at `path` (or the built-in defaults when `None`) and validates it.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let Some(path) = path else {
-            return ConfigFile::default().validate("built-in defaults");
+            return ConfigFile::default().validate("built-in defaults", Path::new(""));
         };
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
@@ -229,12 +239,28 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        file.validate(&format!("config file {}", path.display()))
+        file.validate(&format!("config file {}", path.display()), path.parent().unwrap_or(Path::new("")))
     }
 
     /// The effective settings of a registered rollup; `None` for a view or an unknown name.
     pub fn aggregate(&self, name: &str) -> Option<&AggregateSettings> {
         self.aggregates.get(name)
+    }
+
+    /// Every aggregate, tally's own and those declared in the file, in
+    /// dependency order.
+    pub fn registry(&self) -> &[&'static Aggregate] {
+        &self.registry
+    }
+
+    /// The aggregate with this name, tally's own or declared.
+    pub fn find(&self, name: &str) -> Option<&'static Aggregate> {
+        self.registry.iter().copied().find(|a| a.name == name)
+    }
+
+    /// Every aggregate name, in registry order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.registry.iter().map(|a| a.name).collect()
     }
 }
 

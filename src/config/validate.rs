@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 
 use super::values::{MAX_DURATION, check_pg_timeout};
 use super::{AggregateConfig, AggregateSettings, Config, ConfigError, ConfigFile, DEFAULT_REFRESH_INTERVAL, Schedule};
-use crate::aggregates::{self, Kind};
+use std::path::Path;
+
+use crate::aggregates::{self, Aggregate, Kind, declared};
+use crate::config::Mode;
 
 impl ConfigFile {
-    pub(super) fn validate(self, origin: &str) -> Result<Config, ConfigError> {
+    /// `base`: the directory declared aggregates' SQL files are relative to.
+    pub(super) fn validate(self, origin: &str, base: &Path) -> Result<Config, ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             origin: origin.to_string(),
             key: key.to_string(),
@@ -97,17 +101,32 @@ impl ConfigFile {
         let maintenance_schedule = Schedule::cron(&self.partitions.maintenance_schedule)
             .map_err(|reason| invalid("partitions.maintenance_schedule", reason))?;
 
-        for name in self.aggregates.keys() {
+        for (name, file) in &self.aggregates {
+            let section = format!("aggregates.{name}");
             match aggregates::find(name) {
-                None => {
+                None if file.sql.is_none() => {
                     return Err(invalid(
-                        &format!("aggregates.{name}"),
-                        format!("no aggregate named `{name}`; known aggregates: {}", aggregates::names().join(", ")),
+                        &section,
+                        format!(
+                            "no aggregate named `{name}`; known aggregates: {}; to declare your own, give \
+                             `sql = \"{name}.sql\"` (a file holding one SELECT, docs/your-aggregates.md)",
+                            aggregates::names().join(", ")
+                        ),
+                    ));
+                }
+                None => declared::check_name(name).map_err(|reason| invalid(&section, reason))?,
+                Some(_) if file.sql.is_some() || file.key.is_some() => {
+                    return Err(invalid(
+                        &format!("{section}.{}", if file.sql.is_some() { "sql" } else { "key" }),
+                        format!(
+                            "`{name}` is one of tally's own aggregates, whose definition is tally's; declare yours \
+                             under another name"
+                        ),
                     ));
                 }
                 Some(view) if view.kind == Kind::View => {
                     return Err(invalid(
-                        &format!("aggregates.{name}"),
+                        &section,
                         format!(
                             "`{name}` is a plain view over {}: always as fresh as they are, it has no mode or \
                              schedule; remove this section",
@@ -118,8 +137,26 @@ impl ConfigFile {
                 Some(_) => {}
             }
         }
+        let declared_names: Vec<&str> =
+            self.aggregates.iter().filter(|(_, f)| f.sql.is_some()).map(|(n, _)| n.as_str()).collect();
+        let is_aggregate = |name: &str| aggregates::find(name).is_some() || declared_names.contains(&name);
+        let mut declared = Vec::new();
+        for (name, file) in self.aggregates.iter().filter(|(_, f)| f.sql.is_some()) {
+            let path = base.join(file.sql.as_deref().unwrap_or(Path::new("")));
+            let incremental = file.mode == Mode::Incremental;
+            let aggregate = declared::declare(name, &path, file.key.as_deref(), incremental, &is_aggregate)
+                .map_err(|e| invalid(&format!("aggregates.{name}.sql"), e.to_string()))?;
+            declared.push(aggregate);
+        }
+        let mut registry: Vec<&'static Aggregate> = aggregates::REGISTRY.iter().collect();
+        registry.extend(in_dependency_order(declared).map_err(|names| {
+            invalid(
+                &format!("aggregates.{}.sql", names[0]),
+                format!("the aggregates {} read each other in a cycle: one must read raw tables", names.join(", ")),
+            )
+        })?);
         let mut resolved = BTreeMap::new();
-        for aggregate in aggregates::REGISTRY.iter().filter(|a| a.kind == Kind::Rollup) {
+        for aggregate in registry.iter().filter(|a| a.kind == Kind::Rollup) {
             let settings = match self.aggregates.get(aggregate.name) {
                 None => AggregateSettings::default(),
                 Some(file) => resolve_aggregate(file)
@@ -136,6 +173,7 @@ impl ConfigFile {
             refresh: self.refresh,
             maintenance_schedule,
             aggregates: resolved,
+            registry,
         })
     }
 }
@@ -150,4 +188,22 @@ fn resolve_aggregate(file: &AggregateConfig) -> Result<AggregateSettings, (&'sta
         (None, None) => Schedule::Every(DEFAULT_REFRESH_INTERVAL),
     };
     Ok(AggregateSettings { mode: file.mode, schedule, enabled: file.enabled })
+}
+
+/// Declared aggregates, each after the declared ones it reads (tally's own
+/// come first anyway); the names in a cycle as the error.
+fn in_dependency_order(mut pending: Vec<&'static Aggregate>) -> Result<Vec<&'static Aggregate>, Vec<&'static str>> {
+    let mut ordered: Vec<&'static Aggregate> = Vec::new();
+    while !pending.is_empty() {
+        let ready = |a: &&'static Aggregate| {
+            a.depends_on.iter().all(|d| aggregates::find(d).is_some() || ordered.iter().any(|o| o.name == *d))
+        };
+        let (now, later): (Vec<&'static Aggregate>, Vec<&'static Aggregate>) = pending.into_iter().partition(ready);
+        if now.is_empty() {
+            return Err(later.iter().map(|a| a.name).collect());
+        }
+        ordered.extend(now);
+        pending = later;
+    }
+    Ok(ordered)
 }

@@ -108,7 +108,10 @@ async fn run_waiting(
     if mode == Some(Mode::Incremental) {
         // Committed before the refresh begins, so no write escapes both the
         // build's snapshot and the triggers.
-        triggers::ensure(pool, config).await?;
+        triggers::ensure_reading(pool, config, aggregate).await.map_err(|e| match e {
+            triggers::TriggerError::Database(e) => AttemptError::Database(e),
+            other => AttemptError::Mode(other.to_string()),
+        })?;
     }
     let mut conn = pool.acquire().await?;
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await?;

@@ -293,7 +293,7 @@ impl Refresher {
     pub async fn restore_freshness(&self) -> Result<(), sqlx::Error> {
         for last in history::last_successes(&self.pool).await? {
             let enabled = self.config.aggregate(&last.aggregate).is_some_and(|s| s.enabled);
-            if let Some(aggregate) = crate::aggregates::find(&last.aggregate).filter(|_| enabled) {
+            if let Some(aggregate) = self.config.find(&last.aggregate).filter(|_| enabled) {
                 self.metrics.record_success(aggregate.name, last.started_at, last.finished_at, last.rows.unwrap_or(0));
             }
         }
@@ -304,7 +304,7 @@ impl Refresher {
     pub async fn update_backlog(&self) {
         match crate::aggregates::incremental::backlog(&self.pool).await {
             Ok(backlog) => {
-                for aggregate in crate::aggregates::REGISTRY {
+                for aggregate in self.config.registry() {
                     if self.config.aggregate(aggregate.name).is_some_and(|s| s.mode == crate::config::Mode::Incremental)
                     {
                         let days = backlog.iter().find(|(name, _)| name == aggregate.name).map_or(0, |(_, d)| *d);

@@ -28,8 +28,8 @@ pub enum NotStarted {
 /// Why a list of aggregate names cannot be refreshed.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
-    #[error("no aggregate named {}; known aggregates: {}", quoted(.0), aggregates::names().join(", "))]
-    Unknown(Vec<String>),
+    #[error("no aggregate named {}; known aggregates: {}", quoted(.unknown), .known.join(", "))]
+    Unknown { unknown: Vec<String>, known: Vec<&'static str> },
     #[error(
         "{} disabled in the configuration (enabled = false); enable it to refresh it{}",
         .names.iter().map(|n| format!("`{n}` is")).collect::<Vec<_>>().join(", "),
@@ -53,9 +53,10 @@ pub fn is_enabled(config: &Config, aggregate: &Aggregate) -> bool {
 /// refused as a whole if one is unknown or disabled.
 pub fn select(config: &Config, names: &[String]) -> Result<Vec<&'static Aggregate>, SelectError> {
     if names.is_empty() {
-        return Ok(aggregates::REGISTRY.iter().filter(|a| is_enabled(config, a)).collect());
+        return Ok(config.registry().iter().copied().filter(|a| is_enabled(config, a)).collect());
     }
-    let selected = aggregates::in_dependency_order(names).map_err(SelectError::Unknown)?;
+    let selected = aggregates::in_dependency_order(config.registry(), names)
+        .map_err(|unknown| SelectError::Unknown { unknown, known: config.names() })?;
     let disabled: Vec<&'static str> = selected.iter().filter(|a| !is_enabled(config, a)).map(|a| a.name).collect();
     if disabled.is_empty() {
         return Ok(selected);
@@ -67,7 +68,8 @@ pub fn select(config: &Config, names: &[String]) -> Result<Vec<&'static Aggregat
 /// The enabled rollups with their mode (`concurrently` or `incremental`):
 /// the series the metrics start with, labelled as their refreshes will be.
 pub fn metric_series(config: &Config) -> Vec<(&'static str, &'static str)> {
-    aggregates::REGISTRY
+    config
+        .registry()
         .iter()
         .filter_map(|a| config.aggregate(a.name).filter(|s| s.enabled).map(|s| (a.name, s.mode.as_str())))
         .collect()

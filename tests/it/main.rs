@@ -9,6 +9,7 @@ mod attribution;
 mod campaign_performance;
 mod cli;
 mod dashboards;
+mod declared;
 mod demo;
 mod deploy;
 mod doctor;

@@ -3,8 +3,9 @@
 //! is unit-tested.
 
 use super::super::rules::expand_touch_window;
-use super::super::{Aggregate, DirtyRule, LiveKey, REGISTRY};
+use super::super::{Aggregate, DayIn, DirtyRule, LiveKey, REGISTRY};
 use crate::config::{Config, Mode};
+use crate::db::sql::quote_ident_if_needed;
 use crate::db::template::render;
 use crate::db::{quote_ident, quote_literal};
 
@@ -26,6 +27,7 @@ const DAYS_AND_TOUCHES: &str = include_str!("../../../sql/incremental/marks/days
 const TOUCHES: &str = include_str!("../../../sql/incremental/marks/touches.sql");
 const CHANGED_TOUCHES: &str = include_str!("../../../sql/incremental/marks/changed_touches.sql");
 const LEAD: &str = include_str!("../../../sql/incremental/marks/lead.sql");
+const JOINED: &str = include_str!("../../../sql/incremental/marks/joined.sql");
 const EVERYTHING: &str = include_str!("../../../sql/incremental/marks/everything.sql");
 const PARTITION_DAYS: &str = include_str!("../../../sql/incremental/marks/partition_days.sql");
 const PARTITION_TOUCHES: &str = include_str!("../../../sql/incremental/marks/partition_touches.sql");
@@ -40,11 +42,13 @@ pub struct TriggerSet {
     pub triggers: Vec<(String, String)>,
 }
 
-/// The registry's aggregates whose days triggers track under `config`:
+/// The configured aggregates whose days triggers track under `config`:
 /// enabled, in incremental mode, with rules.
 pub fn tracked(config: &Config) -> Vec<&'static Aggregate> {
-    REGISTRY
+    config
+        .registry()
         .iter()
+        .copied()
         .filter(|a| config.aggregate(a.name).is_some_and(|s| s.enabled && s.mode == Mode::Incremental))
         .filter(|a| !a.dirtied_by.is_empty())
         .collect()
@@ -104,7 +108,11 @@ pub fn generate(config: &Config, tracked: &[&'static Aggregate], table: &'static
         .collect();
     for op in OPERATIONS {
         let whole: Vec<String> = match *op {
-            "insert" | "delete" => combined_marks(op, &watchers, &marks),
+            "insert" | "delete" => {
+                let joined = watchers.iter().filter(|(_, rule)| matches!(rule, DirtyRule::Joined { .. }));
+                let joined = joined.filter_map(|(aggregate, rule)| mark(op, aggregate, *rule, &marks, false, None));
+                combined_marks(op, &watchers, &marks).into_iter().chain(joined).collect()
+            }
             _ => watchers
                 .iter()
                 .filter_map(|(aggregate, rule)| mark(op, aggregate, *rule, &marks, false, None))
@@ -165,26 +173,27 @@ pub fn generate(config: &Config, tracked: &[&'static Aggregate], table: &'static
 fn combined_marks(op: &str, watchers: &[(&str, DirtyRule)], marks: &Marks) -> Vec<String> {
     let rows = if op == "insert" { "new_rows" } else { "old_rows" };
     let touch = watchers.iter().find(|(_, rule)| *rule == DirtyRule::TouchWindow).map(|(a, _)| *a);
-    let mut columns: Vec<(&str, bool)> = watchers
-        .iter()
-        .filter_map(
-            |(_, rule)| if let DirtyRule::DayOf { column, zoned, .. } = rule { Some((*column, *zoned)) } else { None },
-        )
-        .collect();
-    if touch.is_some() && !columns.contains(&("occurred_at", true)) {
-        columns.push(("occurred_at", true));
+    let mut columns: Vec<(&str, DayIn)> = Vec::new();
+    for (_, rule) in watchers {
+        if let DirtyRule::DayOf { column, day, .. } = rule
+            && !columns.contains(&(*column, *day))
+        {
+            columns.push((*column, *day));
+        }
     }
-    columns.dedup();
+    if touch.is_some() && !columns.contains(&("occurred_at", DayIn::ReportingZone)) {
+        columns.push(("occurred_at", DayIn::ReportingZone));
+    }
     columns
         .iter()
-        .map(|(column, zoned)| {
+        .map(|(column, day)| {
             let mut entries: Vec<String> = watchers
                 .iter()
-                .filter(|(_, rule)| matches!(rule, DirtyRule::DayOf { column: c, .. } if c == column))
+                .filter(|(_, rule)| matches!(rule, DirtyRule::DayOf { column: c, day: d, .. } if c == column && d == day))
                 .map(|(aggregate, _)| format!("({}, 'days', dirty.d, dirty.d)", quote_literal(aggregate)))
                 .collect();
             let mut last_touch = "NULL::timestamptz".to_string();
-            if let (Some(aggregate), "occurred_at") = (touch, *column) {
+            if let (Some(aggregate), ("occurred_at", DayIn::ReportingZone)) = (touch, (*column, *day)) {
                 entries.push(format!(
                     "({}, 'touch_window', dirty.d, ({{{{window_end(dirty.last_touch)}}}} AT TIME ZONE {{{{tz}}}})::date)",
                     quote_literal(aggregate)
@@ -194,7 +203,7 @@ fn combined_marks(op: &str, watchers: &[(&str, DirtyRule)], marks: &Marks) -> Ve
             }
             // The entries and the touch filter call the touch window: expand them with the template.
             let template = DAYS_AND_TOUCHES.replace("{{marks}}", &entries.join(", ")).replace("{{last_touch}}", &last_touch);
-            marks.render(&template, &[("day", &day_of(column, *zoned, marks.tz)), ("rows", rows)])
+            marks.render(&template, &[("day", &day_of(column, *day, marks.tz)), ("rows", rows)])
         })
         .collect()
 }
@@ -225,8 +234,8 @@ fn mark(
         _ => "(SELECT * FROM old_rows UNION ALL SELECT * FROM new_rows)",
     };
     match rule {
-        DirtyRule::DayOf { column, zoned, .. } => {
-            let day = day_of(column, zoned, marks.tz);
+        DirtyRule::DayOf { column, day, .. } => {
+            let day = day_of(column, day, marks.tz);
             Some(match key {
                 Some(key) => marks.render(
                     KEYED_DAYS,
@@ -241,6 +250,15 @@ fn mark(
             let template = if small { KEYED_TOUCHES } else { TOUCHES };
             Some(marks.render(template, &[("aggregate", &name), ("rows", &rows)]))
         }
+        DirtyRule::Joined { column, fact_column, .. } => Some(render(
+            JOINED,
+            &[
+                ("aggregate", &name),
+                ("via", &quote_literal(fact_column)),
+                ("column", &quote_ident_if_needed(column)),
+                ("rows", rows),
+            ],
+        )),
         DirtyRule::LeadAttribution if op == "update" => Some(render(LEAD, &[("aggregate", &name)])),
         // A new lead has no conversions yet; a lead with conversions cannot be deleted.
         DirtyRule::LeadAttribution => None,
@@ -268,17 +286,28 @@ fn truncate_partition_function(base: &str, watchers: &[(&str, DirtyRule)], marks
     )
 }
 
-/// The day of row `r`'s `column`: a timestamp's date in the reporting
-/// timezone, or the column itself when it already is a calendar date.
-fn day_of(column: &str, zoned: bool, tz: &str) -> String {
-    if zoned { format!("(r.{column} AT TIME ZONE {tz})::date") } else { format!("r.{column}") }
+/// The day of row `r`'s `column` ([`DayIn`]; `tz`: the reporting timezone literal).
+fn day_of(column: &str, day: DayIn, tz: &str) -> String {
+    day.of(&format!("r.{}", quote_ident_if_needed(column)), tz)
 }
 
+/// The name the trigger functions of `table` start with (in schema
+/// `tally`): `invalidate_<table>` for tally's own `marketing` tables; for
+/// a user's table, its schema and name reduced to plain characters, with a
+/// hash of the exact name, so that two tables never share functions and
+/// every name fits PostgreSQL's 63 characters.
 pub(super) fn function_base(table: &str) -> String {
-    format!("invalidate_{}", table.rsplit('.').next().unwrap_or(table))
+    if let Some(name) = table.strip_prefix("marketing.").filter(|n| !n.contains('.')) {
+        return format!("invalidate_{name}");
+    }
+    let plain: String =
+        table.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).take(24).collect();
+    let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("invalidate_{plain}_{:08x}", hash as u32)
 }
 
-pub(super) fn qualified(table: &str) -> String {
+/// A `schema.table` name, each part quoted.
+pub fn qualified(table: &str) -> String {
     table.split('.').map(quote_ident).collect::<Vec<_>>().join(".")
 }
 

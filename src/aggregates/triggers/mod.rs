@@ -15,10 +15,10 @@ mod generate;
 
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
-pub use generate::{KEYED_MARK_ROWS, TriggerSet, any_incremental, generate, sources, tracked};
-use generate::{OPERATIONS, function_base, qualified};
+pub use generate::{KEYED_MARK_ROWS, TriggerSet, any_incremental, generate, qualified, sources, tracked};
+use generate::{OPERATIONS, function_base};
 
-use super::{Aggregate, REGISTRY};
+use super::Aggregate;
 use crate::config::{Config, Mode};
 use crate::db::template::render;
 use crate::db::{execute, quote_ident, quote_literal};
@@ -29,17 +29,74 @@ const EVENTS_PARTITIONS: &str = include_str!("../../../sql/incremental/triggers/
 /// First key of the advisory lock around trigger installation (`"ttrg"`).
 const TRIGGER_LOCK_CLASS: i32 = 0x7474_7267;
 
+/// Why the triggers of a table an aggregate reads could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("{}", crate::db::describe(.0))]
+    Database(#[from] sqlx::Error),
+    #[error("cannot put the invalidation triggers of incremental mode on {table}: {reason}")]
+    Table { table: String, reason: String },
+}
+
 /// Makes the installed triggers match `config`: installs or replaces them
 /// for tables incremental aggregates read, removes them elsewhere, and gives
 /// every partition of `marketing.events` its TRUNCATE trigger. Cheap when
-/// nothing changed (a fingerprint comparison per table).
-pub async fn ensure(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
+/// nothing changed (a fingerprint comparison per table). Fails on the first
+/// table whose triggers could not be installed, after trying every table.
+pub async fn ensure(pool: &PgPool, config: &Config) -> Result<(), TriggerError> {
     ensure_for(pool, config, &tracked(config)).await
 }
 
 /// [`ensure`] for the aggregates `tracked` (the registry's incremental
 /// ones, or an aggregate defined elsewhere, as a test does).
-pub async fn ensure_for(pool: &PgPool, config: &Config, tracked: &[&'static Aggregate]) -> Result<(), sqlx::Error> {
+pub async fn ensure_for(pool: &PgPool, config: &Config, tracked: &[&'static Aggregate]) -> Result<(), TriggerError> {
+    match install_all(pool, config, tracked).await?.into_iter().next() {
+        Some((table, error)) => Err(table_error(pool, table, error).await),
+        None => Ok(()),
+    }
+}
+
+/// [`ensure`] before a refresh of `aggregate`: a table only another
+/// aggregate reads that cannot carry triggers (dropped, or not tally's to
+/// change) is logged, and fails only the aggregates that read it.
+pub async fn ensure_reading(pool: &PgPool, config: &Config, aggregate: &Aggregate) -> Result<(), TriggerError> {
+    let mut own = None;
+    for (table, error) in install_all(pool, config, &tracked(config)).await? {
+        if own.is_none() && aggregate.sources().contains(&table.as_str()) {
+            own = Some(table_error(pool, table, error).await);
+        } else {
+            tracing::warn!(table, error = %crate::db::describe(&error), "could not install the invalidation triggers");
+        }
+    }
+    own.map_or(Ok(()), Err)
+}
+
+/// What to do about a table whose triggers failed.
+async fn table_error(pool: &PgPool, table: String, error: sqlx::Error) -> TriggerError {
+    let hint = match crate::db::sqlstate(&error).as_deref() {
+        Some("42501") => {
+            let role: String = sqlx::query_scalar("SELECT current_user::text")
+                .fetch_one(pool)
+                .await
+                .unwrap_or_else(|_| "tally".into());
+            format!(
+                "; tally's role must own the table or hold TRIGGER on it: GRANT TRIGGER ON {} TO {};",
+                qualified(&table),
+                quote_ident(&role)
+            )
+        }
+        Some("42P01") => "; create the table, or correct the aggregate's SQL file".to_string(),
+        _ => String::new(),
+    };
+    TriggerError::Table { reason: format!("{}{hint}", crate::db::describe(&error)), table }
+}
+
+/// Installs what every table wants; the tables that failed, with why.
+async fn install_all(
+    pool: &PgPool,
+    config: &Config,
+    tracked: &[&'static Aggregate],
+) -> Result<Vec<(String, sqlx::Error)>, sqlx::Error> {
     let sources = sources(tracked);
     let wanted: Vec<Option<TriggerSet>> = sources.iter().map(|table| generate(config, tracked, table)).collect();
     let texts: Vec<Option<String>> = wanted.iter().map(|w| w.as_ref().map(|set| set.functions.join("\n"))).collect();
@@ -58,35 +115,65 @@ pub async fn ensure_for(pool: &PgPool, config: &Config, tracked: &[&'static Aggr
     .bind(&texts)
     .fetch_all(pool)
     .await?;
+    let mut failures = Vec::new();
     for ((table, wanted), (fingerprint, installed, present)) in sources.iter().zip(&wanted).zip(states) {
         let complete = present == OPERATIONS.len() as i64;
         if installed == fingerprint && (wanted.is_none() || complete) && (wanted.is_some() || present == 0) {
             continue;
         }
+        let installed = async {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(TRIGGER_LOCK_CLASS)
+                .bind(*table)
+                .execute(&mut *tx)
+                .await?;
+            crate::db::set_local_timeouts(&mut tx, &config.database).await?;
+            match (wanted, &fingerprint) {
+                (Some(set), Some(fingerprint)) => install(&mut tx, set, fingerprint).await?,
+                _ => uninstall(&mut tx, table).await?,
+            }
+            tx.commit().await
+        };
+        match installed.await {
+            Ok(()) => tracing::info!(table, installed = wanted.is_some(), "invalidation triggers updated"),
+            // A connection lost is everyone's failure; a table that
+            // refuses is its readers' alone.
+            Err(e) if crate::db::is_transient(&e) => return Err(e),
+            Err(e) => failures.push((table.to_string(), e)),
+        }
+    }
+    // Tables whose triggers an aggregate no longer in the configuration
+    // wanted (a declared aggregate removed): their triggers go, so writers
+    // stop paying for marks nobody claims.
+    let orphans: Vec<String> =
+        sqlx::query_scalar("SELECT source_table FROM tally.trigger_sets WHERE NOT (source_table = ANY ($1))")
+            .bind(&sources)
+            .fetch_all(pool)
+            .await?;
+    for table in orphans {
         let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
             .bind(TRIGGER_LOCK_CLASS)
-            .bind(*table)
+            .bind(&table)
             .execute(&mut *tx)
             .await?;
         crate::db::set_local_timeouts(&mut tx, &config.database).await?;
-        match (wanted, &fingerprint) {
-            (Some(set), Some(fingerprint)) => install(&mut tx, set, fingerprint).await?,
-            _ => uninstall(&mut tx, table).await?,
-        }
+        uninstall(&mut tx, &table).await?;
         tx.commit().await?;
-        tracing::info!(table, installed = wanted.is_some(), "invalidation triggers updated");
+        tracing::info!(table, "invalidation triggers removed: no configured aggregate reads the table");
     }
     if generate(config, tracked, "marketing.events").is_some() {
         ensure_partition_triggers(pool, config).await?;
     }
-    mark_untracked_stale(pool, config).await
+    mark_untracked_stale(pool, config).await?;
+    Ok(failures)
 }
 
 /// A disabled incremental aggregate gets no marks, so its table falls
 /// behind: mark it stale, so that enabling it again rebuilds it.
 async fn mark_untracked_stale(pool: &PgPool, config: &Config) -> Result<(), sqlx::Error> {
-    for aggregate in REGISTRY {
+    for aggregate in config.registry().iter().copied() {
         let untracked = config.aggregate(aggregate.name).is_some_and(|s| s.mode == Mode::Incremental && !s.enabled);
         if !untracked {
             continue;

@@ -5,7 +5,7 @@
 //! days its rule says changed, and always equal the definition.
 
 use sqlx::{Acquire, PgPool};
-use tally::aggregates::{Aggregate, DirtyRule, Kind, Period, RefreshKind, incremental, triggers};
+use tally::aggregates::{Aggregate, DayIn, DirtyRule, Kind, Period, RefreshKind, incremental, triggers};
 use tally::config::Config;
 use tally::partitions::{ManagedTable, Month, create_months};
 
@@ -22,10 +22,11 @@ static DAILY_SIGNUPS: Aggregate = Aggregate {
     depends_on: &[],
     scope_column: "e.occurred_at",
     scope_is_date: false,
-    dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", zoned: true }],
+    dirtied_by: &[DirtyRule::DayOf { table: "marketing.events", column: "occurred_at", day: DayIn::ReportingZone }],
     live_key: None,
     period: Period::Day,
     needs_sketches: false,
+    declared: None,
 };
 
 async fn refresh(pool: &PgPool, config: &Config) -> incremental::Outcome {

@@ -1,0 +1,524 @@
+//! Aggregates declared in the config (SPEC §10) over schemas tally did not
+//! design: a shop (`shop.orders` with a customer dimension, uuid keys,
+//! unplanned) and a Segment-style `app.tracks` partitioned by month with
+//! `app.identifies`. In both modes, after random inserts, late rows,
+//! updates that move rows across days, deletes, dimension updates and
+//! TRUNCATE, each equals its SELECT run directly, and in incremental mode
+//! `_live` equals it before any refresh.
+
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use sqlx::PgPool;
+use tally::aggregates::Aggregate;
+use tally::aggregates::RefreshKind;
+use tally::config::Config;
+use tally::refresh::RefreshOutcome;
+
+use crate::harness::{TestDb, count, features, refresher, tally};
+
+const SCHEMAS: &str = "
+CREATE SCHEMA shop;
+CREATE TABLE shop.customers (id uuid PRIMARY KEY, country text NOT NULL, tier text);
+CREATE TABLE shop.orders (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    customer_id uuid,
+    placed_at timestamptz NOT NULL,
+    status text NOT NULL,
+    total numeric(12, 2) NOT NULL);
+CREATE INDEX ON shop.orders (customer_id);
+CREATE SCHEMA app;
+CREATE TABLE app.identifies (user_id text PRIMARY KEY, plan text);
+CREATE TABLE app.tracks (
+    id bigint GENERATED ALWAYS AS IDENTITY,
+    user_id text,
+    event text NOT NULL,
+    ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+CREATE TABLE app.tracks_2026_09 PARTITION OF app.tracks FOR VALUES FROM ('2026-09-01') TO ('2026-10-01');
+CREATE TABLE app.tracks_2026_10 PARTITION OF app.tracks FOR VALUES FROM ('2026-10-01') TO ('2026-11-01');
+CREATE TABLE app.tracks_2026_11 PARTITION OF app.tracks FOR VALUES FROM ('2026-11-01') TO ('2026-12-01');
+CREATE TABLE app.tracks_default PARTITION OF app.tracks DEFAULT;
+CREATE INDEX ON app.tracks (user_id);
+";
+
+/// Orders per day (in Paris) and country: count, distinct customers, paid revenue (FILTER).
+const SHOP_DAILY: &str = "
+-- what the shop's dashboard reads
+SELECT (o.placed_at AT TIME ZONE 'Europe/Paris')::date AS day,
+       c.country,
+       count(*) AS orders,
+       count(DISTINCT o.customer_id) AS customers,
+       coalesce(sum(o.total) FILTER (WHERE o.status = 'paid'), 0) AS paid_revenue
+FROM shop.orders AS o
+JOIN shop.customers AS c ON c.id = o.customer_id
+GROUP BY 1, 2;
+";
+
+/// Tracks per day (in New York), event and plan (a LEFT JOIN: unknown users under NULL).
+const TRACKS_DAILY: &str = "
+SELECT (t.ts AT TIME ZONE 'America/New_York')::date AS day,
+       t.event,
+       coalesce(i.plan, 'unknown') AS plan,
+       count(*) AS tracks,
+       count(DISTINCT t.user_id) AS users
+FROM app.tracks t
+LEFT JOIN app.identifies i ON i.user_id = t.user_id
+GROUP BY 1, 2, 3
+";
+
+/// The same users as a mergeable sketch (postgresql-hll), where the server has it.
+const TRACKS_SKETCH: &str = "
+SELECT (t.ts AT TIME ZONE 'UTC')::date AS day,
+       hll_add_agg(hll_hash_text(t.user_id), 14) AS users_hll,
+       count(*) AS tracks
+FROM app.tracks t
+GROUP BY 1
+";
+
+/// The files and a config declaring the aggregates in `mode`.
+struct Declared {
+    dir: tempfile::TempDir,
+    names: Vec<&'static str>,
+}
+
+impl Declared {
+    fn new(sketches: bool) -> Declared {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = vec![("shop_daily", SHOP_DAILY), ("tracks_daily", TRACKS_DAILY)];
+        if sketches {
+            files.push(("tracks_sketch", TRACKS_SKETCH));
+        }
+        std::fs::create_dir(dir.path().join("aggregates")).unwrap();
+        for (name, sql) in &files {
+            std::fs::write(dir.path().join("aggregates").join(format!("{name}.sql")), sql).unwrap();
+        }
+        Declared { dir, names: files.iter().map(|(name, _)| *name).collect() }
+    }
+
+    fn toml(&self, mode: &str) -> String {
+        self.names
+            .iter()
+            .map(|name| format!("[aggregates.{name}]\nsql = \"aggregates/{name}.sql\"\nmode = \"{mode}\"\n"))
+            .collect()
+    }
+
+    fn config(&self, mode: &str) -> Arc<Config> {
+        let path = self.dir.path().join("tally.toml");
+        std::fs::write(&path, self.toml(mode)).unwrap();
+        Arc::new(Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}")))
+    }
+}
+
+async fn execute(pool: &PgPool, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(pool).await.unwrap_or_else(|e| panic!("{e}\n{sql}"));
+}
+
+/// Rows of `relation` that differ from the aggregate's SELECT run directly
+/// (as the user wrote it, from its file), as text.
+async fn differences(pool: &PgPool, aggregate: &Aggregate, relation: &str) -> Vec<String> {
+    let file = aggregate.declared.expect("declared").file.clone();
+    let direct = std::fs::read_to_string(file).unwrap();
+    let direct = direct.trim().trim_end_matches(';');
+    let sql = format!(
+        "SELECT x::text FROM (
+             (SELECT 'stored' AS side, t::text FROM {relation} AS t EXCEPT ALL SELECT 'stored', s::text FROM ({direct}\n) AS s)
+             UNION ALL
+             (SELECT 'direct', s::text FROM ({direct}\n) AS s EXCEPT ALL SELECT 'direct', t::text FROM {relation} AS t)) AS x
+         LIMIT 10"
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.unwrap()
+}
+
+async fn assert_equal_to_select(pool: &PgPool, config: &Config, names: &[&str], live: bool, context: &str) {
+    for name in names {
+        let aggregate = config.find(name).unwrap();
+        let relation =
+            if live { tally::aggregates::live::qualified_name(aggregate) } else { aggregate.qualified_name() };
+        let found = differences(pool, aggregate, &relation).await;
+        assert!(found.is_empty(), "{context}: {relation} differs from its SELECT:\n{}", found.join("\n"));
+    }
+}
+
+async fn refresh(pool: &PgPool, config: &Arc<Config>, names: &[&str]) -> Vec<(String, RefreshKind, Option<i64>)> {
+    let refresher = refresher(pool, config.clone());
+    let mut done = Vec::new();
+    for name in names {
+        let report = refresher.refresh(config.find(name).unwrap()).await.unwrap();
+        assert_eq!(report.outcome, RefreshOutcome::Success, "{name}: {:?}", report.error);
+        done.push((name.to_string(), report.kind.unwrap(), report.days));
+    }
+    done
+}
+
+/// A seeded random operation on the two schemas.
+fn operation(rng: &mut StdRng) -> String {
+    let customer = |rng: &mut StdRng| format!("'00000000-0000-0000-0000-{:012}'", rng.random_range(0..12));
+    let at = |rng: &mut StdRng| {
+        format!("('2026-11-20 12:00+00'::timestamptz - interval '{} minutes')", rng.random_range(0..80 * 24 * 60))
+    };
+    let user = |rng: &mut StdRng| format!("'u{}'", rng.random_range(0..20));
+    match rng.random_range(0..100) {
+        0..=19 => {
+            let rows: Vec<String> = (0..rng.random_range(1..40))
+                .map(|_| {
+                    let status = if rng.random_bool(0.7) { "paid" } else { "refunded" };
+                    format!(
+                        "({}, {}, '{status}', {}.{:02})",
+                        customer(rng),
+                        at(rng),
+                        rng.random_range(1..500),
+                        rng.random_range(0..100)
+                    )
+                })
+                .collect();
+            format!("INSERT INTO shop.orders (customer_id, placed_at, status, total) VALUES {}", rows.join(", "))
+        }
+        20..=26 => format!(
+            "UPDATE shop.orders SET placed_at = placed_at + interval '{} hours' WHERE id IN (SELECT id FROM shop.orders ORDER BY id LIMIT {})",
+            rng.random_range(-72..72),
+            rng.random_range(1..5)
+        ),
+        27..=31 => format!("UPDATE shop.orders SET status = 'refunded' WHERE customer_id = {}", customer(rng)),
+        32..=36 => {
+            "DELETE FROM shop.orders WHERE id IN (SELECT id FROM shop.orders ORDER BY total LIMIT 3)".to_string()
+        }
+        37..=42 => {
+            let country = ["FR", "DE", "US", "JP"][rng.random_range(0..4)];
+            format!("UPDATE shop.customers SET country = '{country}' WHERE id = {}", customer(rng))
+        }
+        43..=44 => format!("DELETE FROM shop.customers WHERE id = {}", customer(rng)),
+        45..=47 => format!(
+            "INSERT INTO shop.customers (id, country) VALUES ({}, 'ES') ON CONFLICT (id) DO UPDATE SET country = 'ES'",
+            customer(rng)
+        ),
+        48..=69 => {
+            let rows: Vec<String> = (0..rng.random_range(1..50))
+                .map(|_| {
+                    let event = ["page", "signup", "purchase"][rng.random_range(0..3)];
+                    format!("({}, '{event}', {})", user(rng), at(rng))
+                })
+                .collect();
+            format!("INSERT INTO app.tracks (user_id, event, ts) VALUES {}", rows.join(", "))
+        }
+        // A late row, months before the others (the default partition).
+        70..=72 => format!(
+            "INSERT INTO app.tracks (user_id, event, ts) VALUES ({}, 'page', '2026-03-0{} 23:30+00')",
+            user(rng),
+            rng.random_range(1..9)
+        ),
+        73..=78 => format!(
+            "UPDATE app.tracks SET ts = ts - interval '{} hours' WHERE id IN (SELECT id FROM app.tracks ORDER BY id DESC LIMIT {})",
+            rng.random_range(1..60),
+            rng.random_range(1..6)
+        ),
+        79..=82 => "DELETE FROM app.tracks WHERE id IN (SELECT id FROM app.tracks ORDER BY ts LIMIT 4)".to_string(),
+        83..=90 => {
+            let plan = ["free", "pro", "team"][rng.random_range(0..3)];
+            format!(
+                "INSERT INTO app.identifies (user_id, plan) VALUES ({}, '{plan}') ON CONFLICT (user_id) DO UPDATE SET plan = excluded.plan",
+                user(rng)
+            )
+        }
+        91..=93 => format!("DELETE FROM app.identifies WHERE user_id = {}", user(rng)),
+        94..=95 => format!("UPDATE app.identifies SET user_id = user_id || 'x' WHERE user_id = {}", user(rng)),
+        96 => "TRUNCATE app.identifies".to_string(),
+        97 => "TRUNCATE shop.orders".to_string(),
+        _ => "TRUNCATE app.tracks".to_string(),
+    }
+}
+
+async fn seed(pool: &PgPool) {
+    execute(pool, SCHEMAS).await;
+    execute(
+        pool,
+        "INSERT INTO shop.customers (id, country, tier)
+         SELECT ('00000000-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid, (ARRAY['FR', 'DE', 'US'])[n % 3 + 1], NULL
+         FROM generate_series(0, 9) AS n;
+         INSERT INTO shop.orders (customer_id, placed_at, status, total)
+         SELECT ('00000000-0000-0000-0000-' || lpad((n % 10)::text, 12, '0'))::uuid,
+                '2026-11-20 12:00+00'::timestamptz - n * interval '7 hours', 'paid', n
+         FROM generate_series(1, 200) AS n;
+         INSERT INTO app.identifies VALUES ('u1', 'pro'), ('u2', 'free');
+         INSERT INTO app.tracks (user_id, event, ts)
+         SELECT 'u' || (n % 15), (ARRAY['page', 'signup'])[n % 2 + 1], '2026-11-20 12:00+00'::timestamptz - n * interval '5 hours'
+         FROM generate_series(1, 300) AS n",
+    )
+    .await;
+}
+
+async fn random_rounds(mode: &str, seed_value: u64) {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    seed(pool).await;
+    let declared = Declared::new(features(pool).await.sketches);
+    let config = declared.config(mode);
+    let names = declared.names.clone();
+    refresh(pool, &config, &names).await;
+    assert_equal_to_select(pool, &config, &names, false, "after the build").await;
+    let mut rng = StdRng::seed_from_u64(seed_value);
+    let mut rewritten = 0;
+    for round in 0..8 {
+        for _ in 0..12 {
+            execute(pool, &operation(&mut rng)).await;
+        }
+        let context = format!("{mode}, seed {seed_value}, round {round}");
+        if mode == "incremental" {
+            assert_equal_to_select(pool, &config, &names, true, &format!("{context}, live before the refresh")).await;
+        }
+        let done = refresh(pool, &config, &names).await;
+        let expected = if mode == "incremental" { RefreshKind::Incremental } else { RefreshKind::Refreshed };
+        assert!(done.iter().all(|(_, kind, _)| *kind == expected), "{context}: {done:?}");
+        rewritten += done.iter().filter_map(|(_, _, days)| *days).sum::<i64>();
+        assert_equal_to_select(pool, &config, &names, false, &context).await;
+    }
+    if mode == "incremental" {
+        assert!(rewritten > 0, "some refreshes rewrote only some days");
+    }
+}
+
+#[tokio::test]
+async fn declared_aggregates_equal_their_select_incrementally_under_random_writes() {
+    random_rounds("incremental", 7).await;
+}
+
+#[tokio::test]
+async fn declared_aggregates_equal_their_select_concurrently_under_random_writes() {
+    random_rounds("concurrently", 11).await;
+}
+
+#[tokio::test]
+async fn a_dimension_update_rewrites_exactly_the_days_of_the_rows_it_joins() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    seed(pool).await;
+    let declared = Declared::new(false);
+    let config = declared.config("incremental");
+    refresh(pool, &config, &["shop_daily"]).await;
+    // Customer 3's orders fall on these days (in Paris).
+    let days = count(
+        pool,
+        "SELECT count(DISTINCT (placed_at AT TIME ZONE 'Europe/Paris')::date) FROM shop.orders
+         WHERE customer_id = '00000000-0000-0000-0000-000000000003'",
+    )
+    .await;
+    execute(pool, "UPDATE shop.customers SET country = 'JP' WHERE id = '00000000-0000-0000-0000-000000000003'").await;
+    let marks =
+        count(pool, "SELECT count(*) FROM tally.invalidations WHERE aggregate = 'shop_daily' AND kind = 'join'").await;
+    assert_eq!(marks, 1, "one mark for the statement");
+    let done = refresh(pool, &config, &["shop_daily"]).await;
+    assert_eq!(done[0].2, Some(days), "the days of customer 3's orders, no more");
+    assert_equal_to_select(pool, &config, &["shop_daily"], false, "after the country change").await;
+    let japan = count(pool, "SELECT count(*) FROM reporting.shop_daily WHERE country = 'JP'").await;
+    assert_eq!(japan, days);
+}
+
+/// `tally` as a user runs it, with the files in its working directory.
+fn with_files(files: &[(&str, &str)], toml: &str) -> crate::harness::TallyCommand {
+    let command = tally(&["refresh"]);
+    for (name, text) in files {
+        std::fs::write(command.dir.path().join(name), text).unwrap();
+    }
+    command.config_file(toml)
+}
+
+#[tokio::test]
+async fn refused_sql_exits_2_naming_the_file_the_aggregate_and_the_construct_and_runs_nothing() {
+    let db = TestDb::migrated().await;
+    seed(&db.pool).await;
+    let cases: [(&str, &str, &[&str]); 6] = [
+        (
+            "SELECT (o.placed_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM shop.orders o GROUP BY 1;\nDROP TABLE shop.orders;",
+            "concurrently",
+            &["aggregates.bad.sql", "bad.sql", "holds 2 statements; it must hold exactly one SELECT"],
+        ),
+        ("DELETE FROM shop.orders", "concurrently", &["is a DELETE statement, not a SELECT"]),
+        (
+            "SELECT o.status, count(*) AS n FROM shop.orders o GROUP BY 1",
+            "concurrently",
+            &["aggregate `bad`", "bad.sql", "its day column `o.status` is text, not date"],
+        ),
+        (
+            "SELECT o.placed_at + interval '1 day' AS day, count(*) AS n FROM shop.orders o GROUP BY 1",
+            "concurrently",
+            &["line 1, column 8", "the first key column `day`", "not a day"],
+        ),
+        (
+            "SELECT (o.placed_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM shop.orders o\nJOIN shop.customers c ON c.id <> o.customer_id GROUP BY 1",
+            "incremental",
+            &["line 2, column 6", "`shop.customers` is not joined to the fact table", "use mode = \"concurrently\""],
+        ),
+        (
+            "SELECT (o.placed_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM shop.orders o GROUP BY 1 LIMIT 5",
+            "incremental",
+            &["LIMIT/OFFSET", "use mode = \"concurrently\""],
+        ),
+    ];
+    for (sql, mode, expected) in cases {
+        let toml = format!("[aggregates.bad]\nsql = \"bad.sql\"\nmode = \"{mode}\"\n");
+        let finished = with_files(&[("bad.sql", sql)], &toml).database(&db.url).output().await;
+        assert_eq!(finished.code, Some(2), "{sql}: {finished:?}");
+        for text in expected {
+            assert!(finished.stderr.contains(text), "{sql}: `{text}` not in: {}", finished.stderr);
+        }
+    }
+    // Nothing ran: the table the second statement would drop is there, and no aggregate was built.
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM shop.orders").await, 200);
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM pg_class WHERE relname = 'bad'").await, 0);
+}
+
+#[tokio::test]
+async fn a_key_that_is_not_unique_fails_that_refresh_naming_it_and_the_others_go_on() {
+    let db = TestDb::migrated().await;
+    seed(&db.pool).await;
+    let files = [
+        ("shop_daily.sql", SHOP_DAILY),
+        // One row per day and status, but the key says one per day.
+        (
+            "by_status.sql",
+            "SELECT (o.placed_at AT TIME ZONE 'UTC')::date AS day, o.status, count(*) AS n FROM shop.orders o GROUP BY 1, 2",
+        ),
+        ("missing.sql", "SELECT (m.at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM shop.nowhere m GROUP BY 1"),
+    ];
+    execute(&db.pool, "INSERT INTO shop.orders (customer_id, placed_at, status, total) SELECT customer_id, placed_at, 'refunded', 1 FROM shop.orders LIMIT 5").await;
+    for mode in ["concurrently", "incremental"] {
+        let toml = format!(
+            "[aggregates.shop_daily]\nsql = \"shop_daily.sql\"\nmode = \"{mode}\"\n\
+             [aggregates.by_status]\nsql = \"by_status.sql\"\nkey = [\"day\"]\nmode = \"{mode}\"\n\
+             [aggregates.missing]\nsql = \"missing.sql\"\nmode = \"{mode}\"\n"
+        );
+        let finished = with_files(&files, &toml).database(&db.url).output().await;
+        assert_eq!(finished.code, Some(1), "{mode}: {finished:?}");
+        let out = format!("{}{}", finished.stdout, finished.stderr);
+        assert!(out.contains("shop_daily: refreshed"), "{mode}: {out}");
+        assert!(out.contains("by_status") && out.contains("(day)") && out.contains("is duplicated"), "{mode}: {out}");
+        assert!(out.contains("missing") && out.contains("shop.nowhere"), "{mode}: {out}");
+        let built = count(&db.pool, "SELECT count(*) FROM reporting.shop_daily").await;
+        assert!(built > 0, "{mode}");
+        let kind = if mode == "incremental" { "TABLE" } else { "MATERIALIZED VIEW" };
+        execute(&db.pool, &format!("DROP {kind} reporting.shop_daily CASCADE")).await;
+    }
+}
+
+#[tokio::test]
+async fn a_changed_sql_file_is_deployed_online_and_a_removed_aggregate_is_listed_with_its_drop() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    seed(pool).await;
+    for mode in ["incremental", "concurrently"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tally.toml");
+        std::fs::write(&path, format!("[aggregates.shop_daily]\nsql = \"shop.sql\"\nmode = \"{mode}\"\n")).unwrap();
+        std::fs::write(dir.path().join("shop.sql"), SHOP_DAILY).unwrap();
+        let config = Arc::new(Config::load(Some(&path)).unwrap());
+        refresh(pool, &config, &["shop_daily"]).await;
+        // The new definition: revenue of every order, not only the paid ones.
+        std::fs::write(dir.path().join("shop.sql"), SHOP_DAILY.replace(" FILTER (WHERE o.status = 'paid')", ""))
+            .unwrap();
+        let changed = Arc::new(Config::load(Some(&path)).unwrap());
+        let report = refresher(pool, changed.clone()).refresh(changed.find("shop_daily").unwrap()).await.unwrap();
+        assert_eq!(report.kind, Some(RefreshKind::Rebuilt), "{mode}");
+        assert_equal_to_select(pool, &changed, &["shop_daily"], false, mode).await;
+        // Removed from the config: not dropped, but listed with its drop statement.
+        let status = tally(&["status"]).database(&db.url).output().await;
+        assert_eq!(status.code, Some(0), "{status:?}");
+        let statement = match mode {
+            "incremental" => "DROP TABLE reporting.shop_daily CASCADE;",
+            _ => "DROP MATERIALIZED VIEW reporting.shop_daily CASCADE;",
+        };
+        assert!(
+            status.stdout.contains("reporting.shop_daily") && status.stdout.contains(statement),
+            "{}",
+            status.stdout
+        );
+        assert!(count(pool, "SELECT count(*) FROM reporting.shop_daily").await > 0, "never dropped silently");
+        execute(pool, statement).await;
+    }
+}
+
+#[tokio::test]
+async fn an_aggregate_reading_another_is_refreshed_after_it_for_its_changed_days_and_tally_reader_reads_both() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    seed(pool).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shop_daily.sql"), SHOP_DAILY).unwrap();
+    std::fs::write(
+        dir.path().join("shop_totals.sql"),
+        "SELECT d.day, sum(d.orders) AS orders, sum(d.paid_revenue) AS paid_revenue FROM reporting.shop_daily d GROUP BY 1",
+    )
+    .unwrap();
+    let path = dir.path().join("tally.toml");
+    std::fs::write(
+        &path,
+        "[aggregates.shop_totals]\nsql = \"shop_totals.sql\"\nmode = \"incremental\"\n\
+         [aggregates.shop_daily]\nsql = \"shop_daily.sql\"\nmode = \"incremental\"\n",
+    )
+    .unwrap();
+    let config = Arc::new(Config::load(Some(&path)).unwrap());
+    let totals = config.find("shop_totals").unwrap();
+    assert_eq!(totals.depends_on, ["shop_daily"]);
+    let order: Vec<&str> = config.registry().iter().map(|a| a.name).filter(|n| n.starts_with("shop")).collect();
+    assert_eq!(order, ["shop_daily", "shop_totals"], "what it reads comes first, whatever the file's order");
+    refresh(pool, &config, &order).await;
+    execute(pool, "UPDATE shop.orders SET total = total + 1 WHERE placed_at >= '2026-11-19 00:00+01' AND placed_at < '2026-11-20 00:00+01'")
+        .await;
+    let done = refresh(pool, &config, &order).await;
+    assert_eq!(done[0].2, Some(1), "one day of shop_daily: {done:?}");
+    assert_eq!(done[1].2, Some(1), "and the same day of shop_totals: {done:?}");
+    assert_equal_to_select(pool, &config, &order, false, "the rollup of a rollup").await;
+    // tally_reader (created by the migrations where the role may) reads them, and not the shop.
+    let reader = sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tally_reader')")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    if reader {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL ROLE tally_reader").execute(&mut *tx).await.unwrap();
+        for relation in ["reporting.shop_daily", "reporting.shop_daily_live", "reporting.shop_totals"] {
+            let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {relation}")))
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("tally_reader reads {relation}: {e}"));
+            assert!(rows > 0, "{relation}");
+        }
+        let denied = sqlx::query("SELECT count(*) FROM shop.orders").execute(&mut *tx).await.unwrap_err();
+        assert!(denied.to_string().contains("permission denied"), "{denied}");
+    }
+}
+
+#[tokio::test]
+async fn without_the_trigger_right_the_refresh_names_the_grant_and_succeeds_once_granted() {
+    let db = TestDb::empty().await;
+    let admin = &db.pool;
+    let role = format!("{}_owner", db.name);
+    execute(admin, &format!("CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")).await;
+    execute(admin, &format!("GRANT CONNECT, CREATE ON DATABASE {} TO {role}", db.name)).await;
+    seed(admin).await;
+    execute(
+        admin,
+        &format!("GRANT USAGE ON SCHEMA shop TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA shop TO {role}"),
+    )
+    .await;
+    let mut url = url::Url::parse(db.url.expose()).unwrap();
+    url.set_username(&role).unwrap();
+    let url = url.to_string();
+    let migrated = tally(&["migrate"]).env("DATABASE_URL", &url).output().await;
+    assert_eq!(migrated.code, Some(0), "{migrated:?}");
+    let toml = "[aggregates.shop_daily]\nsql = \"shop_daily.sql\"\nmode = \"incremental\"\n";
+    let refused = with_files(&[("shop_daily.sql", SHOP_DAILY)], toml).env("DATABASE_URL", &url).output().await;
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    let grant = format!("GRANT TRIGGER ON \"shop\".\"orders\" TO \"{role}\";");
+    assert!(refused.stderr.contains(&grant), "the GRANT to run: {}", refused.stderr);
+    execute(admin, &format!("GRANT TRIGGER ON shop.orders, shop.customers TO {role}")).await;
+    let granted = with_files(&[("shop_daily.sql", SHOP_DAILY)], toml).env("DATABASE_URL", &url).output().await;
+    assert_eq!(granted.code, Some(0), "{granted:?}");
+    assert!(granted.stdout.contains("shop_daily: refreshed (built"), "{}", granted.stdout);
+    execute(admin, "UPDATE shop.customers SET country = 'JP'").await;
+    let marks = count(admin, "SELECT count(*) FROM tally.invalidations WHERE aggregate = 'shop_daily'").await;
+    assert_eq!(marks, 1, "the triggers run as tally's role for the writer");
+    execute(admin, &format!("DROP OWNED BY {role} CASCADE; REVOKE ALL ON DATABASE {} FROM {role}", db.name)).await;
+    let drop_role = format!("DROP ROLE {role}");
+    let admin_db = sqlx::PgPool::connect(crate::harness::server_url().expose()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop_role)).execute(&admin_db).await.unwrap();
+}
