@@ -122,6 +122,12 @@ pub enum Command {
         /// Events generated before the soak starts.
         #[arg(long, default_value_t = 200_000)]
         soak_events: u64,
+        /// Instead of the above: aggregates declared in the config over a
+        /// foreign table (--events: its rows): one changed day incremental
+        /// against the user's materialized view, the whole cycle of three,
+        /// and what their triggers cost COPY and single-row writers.
+        #[arg(long, conflicts_with = "soak")]
+        declared: bool,
     },
     /// Query doctor: run a statement under EXPLAIN (ANALYZE, BUFFERS) in a
     /// transaction that is always rolled back, report the warning signs

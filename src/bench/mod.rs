@@ -12,6 +12,7 @@ mod attribution;
 mod copy;
 mod cycle;
 mod dashboards;
+mod declared;
 mod ingest;
 mod live;
 mod refresh;
@@ -50,6 +51,8 @@ pub struct BenchOptions {
     pub dashboard_runs: u32,
     /// Run the soak instead of the other measurements.
     pub soak: Option<SoakOptions>,
+    /// Measure aggregates declared over a foreign table instead.
+    pub declared: bool,
 }
 
 /// Runs the benchmark and prints a Markdown report on stdout.
@@ -76,6 +79,10 @@ async fn measure(
     let mut report = machine(&admin).await.map_err(|e| Error::database("reading the server version", &e))?;
     if let Some(soak) = &options.soak {
         report.push_str(&soak::run(&admin, server, config, soak, shutdown).await?);
+        return Ok(report);
+    }
+    if options.declared {
+        report.push_str(&measure_declared(&admin, server, config, options, shutdown).await?);
         return Ok(report);
     }
     let mut refreshes = Vec::new();
@@ -159,6 +166,32 @@ async fn measure(
         report.push_str(&live::table(events, options.dashboard_runs, &timings?));
     }
     Ok(report)
+}
+
+/// `--declared`: per size, a fresh database with the foreign schema; the
+/// writer cost on the largest.
+async fn measure_declared(
+    admin: &PgPool,
+    server: &DatabaseUrl,
+    config: &Config,
+    options: &BenchOptions,
+    shutdown: &CancellationToken,
+) -> Result<String, Error> {
+    let mut results = Vec::new();
+    let mut cost = None;
+    for (index, rows) in options.sizes.iter().enumerate() {
+        let name = format!("tally_bench_declared_{rows}");
+        let pool = fresh_database(admin, server, config, &name, shutdown).await?;
+        let measured = declared::measure(&pool, *rows, options).await;
+        if measured.is_ok() && index + 1 == options.sizes.len() && options.copy_rows > 0 {
+            cost = Some(declared::writer_cost(&pool, options.copy_rows, options.repeat).await);
+        }
+        pool.close().await;
+        drop_database(admin, &name).await;
+        results.push(measured?);
+    }
+    let cost = cost.transpose()?;
+    Ok(declared::table(&results, cost.as_ref(), options))
 }
 
 /// The machine and server, for the report's header.

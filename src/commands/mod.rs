@@ -64,7 +64,18 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
             };
             ingest(&config, &crate::ingest::Source::from_argument(&file), &options, allow_rejects, &shutdown).await
         }
-        Command::Bench { events, days, seed, repeat, copy_rows, ingest_rows, dashboard_runs, soak, soak_events } => {
+        Command::Bench {
+            events,
+            days,
+            seed,
+            repeat,
+            copy_rows,
+            ingest_rows,
+            dashboard_runs,
+            soak,
+            soak_events,
+            declared,
+        } => {
             let soak = soak.map(|duration| crate::bench::SoakOptions::new(duration, soak_events, seed));
             let options = crate::bench::BenchOptions {
                 sizes: events,
@@ -75,6 +86,7 @@ async fn run_command(cli: Cli, shutdown: CancellationToken) -> Result<(), Error>
                 ingest_rows,
                 dashboard_runs,
                 soak,
+                declared,
             };
             crate::bench::run(config, DatabaseUrl::from_env()?, options, shutdown).await
         }

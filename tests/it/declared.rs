@@ -522,3 +522,48 @@ async fn without_the_trigger_right_the_refresh_names_the_grant_and_succeeds_once
     let admin_db = sqlx::PgPool::connect(crate::harness::server_url().expose()).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(drop_role)).execute(&admin_db).await.unwrap();
 }
+
+/// What tally runs is the parser's printing of the user's SELECT: on
+/// constructs people write in psql, it returns exactly what the text does.
+#[tokio::test]
+async fn the_printed_select_returns_what_the_users_text_returns() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    seed(pool).await;
+    execute(pool, "ALTER TABLE shop.orders ADD COLUMN meta jsonb DEFAULT '{\"channel\": \"web\", \"n\": 2}'").await;
+    let selects = [
+        "SELECT (o.placed_at AT TIME ZONE 'Asia/Kolkata')::date AS day, o.meta->>'channel' AS channel, \
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY o.total) AS median, \
+         string_agg(DISTINCT o.status, ',' ORDER BY o.status) AS statuses, \
+         array_agg(o.total ORDER BY o.total DESC) FILTER (WHERE o.total > 100) AS big \
+         FROM shop.orders o WHERE o.status ILIKE 'p%' AND o.placed_at > now() - interval '1 year' GROUP BY 1, 2",
+        "SELECT CAST(o.placed_at AT TIME ZONE 'UTC' AS date) AS day, \
+         CASE WHEN o.total::numeric(8,1) > 50 THEN 'big' ELSE 'small' END AS size, \
+         count(*) FILTER (WHERE o.status IN ('paid', 'refunded')) AS n, sum((o.meta->>'n')::int) AS n2, \
+         round(avg(o.total), 2) AS avg_total, max(o.placed_at) - min(o.placed_at) AS span, \
+         bool_or(o.status ~* '^re') AS any_refund, count(*) * 100.0 / nullif(sum(count(*)) OVER (PARTITION BY CAST(o.placed_at AT TIME ZONE 'UTC' AS date)), 0) AS share \
+         FROM shop.orders AS o LEFT JOIN shop.customers c USING (id) \
+         WHERE o.meta @> '{\"channel\": \"web\"}' AND coalesce(c.country, 'none') <> 'XX' \
+         GROUP BY 1, 2 HAVING count(*) > 0",
+        "SELECT t.day, t.event, count(DISTINCT t.user_id) AS users, \
+         hll_cardinality(hll_add_agg(hll_hash_text(t.user_id))) AS approx \
+         FROM (SELECT (ts AT TIME ZONE 'UTC')::date AS day, event, user_id FROM app.tracks) AS t GROUP BY 1, 2",
+    ];
+    let has_hll = features(pool).await.sketches;
+    for (index, sql) in selects.iter().enumerate() {
+        if sql.contains("hll_") && !has_hll {
+            continue;
+        }
+        let reading = tally::aggregates::declared::read(sql, None).unwrap_or_else(|p| panic!("{sql}: {p}"));
+        let printed = tally::aggregates::declared::Declared { file: "x.sql".into(), reading }.scoped("true");
+        let rows = |sql: String| async move {
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!("SELECT x::text FROM ({sql}) AS x ORDER BY 1")))
+                .fetch_all(pool)
+                .await
+                .unwrap_or_else(|e| panic!("{e}: {sql}"))
+        };
+        let (direct, through) = (rows(sql.to_string()).await, rows(printed.clone()).await);
+        assert!(!direct.is_empty(), "select {index} returns rows");
+        assert_eq!(direct, through, "select {index} printed as:\n{printed}");
+    }
+}

@@ -137,6 +137,9 @@ pub fn read(text: &str, key: Option<&[String]>) -> Result<Reading, Problem> {
         }
         None => group_by_key(&select.group_by, &outputs)?,
     };
+    if let Some((index, column)) = key.iter().enumerate().find(|(i, c)| key[..*i].contains(c)) {
+        return Err(problem(format!("key column `{column}` is listed twice (position {})", index + 1), None));
+    }
     let Some(first) = key.first() else {
         return Err(problem("has an empty key; write `key = [\"day\", ...]`", None));
     };

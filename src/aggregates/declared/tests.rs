@@ -54,6 +54,8 @@ fn the_key_may_be_given_and_must_name_columns() {
     assert_eq!(reading.key, ["day", "id"]);
     let err = read("SELECT e.day, e.n FROM app.facts e", Some(&["day".into(), "nope".into()])).unwrap_err();
     assert!(err.message.contains("key column `nope` is not a column of the SELECT (its columns: day, n)"), "{err}");
+    let twice = read("SELECT e.day, e.n FROM app.facts e", Some(&["day".into(), "day".into()])).unwrap_err();
+    assert!(twice.message.contains("key column `day` is listed twice"), "{twice}");
     let err = read("SELECT e.day, e.n FROM app.facts e", None).unwrap_err();
     assert!(err.message.contains("no GROUP BY to take the key from"), "{err}");
 }
