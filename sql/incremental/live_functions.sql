@@ -25,7 +25,8 @@ CREATE FUNCTION {{days}}(OUT whole date[], OUT keyed date[], OUT keys text[])
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {{search_path}}
 AS $live$
 WITH live_marks AS (
-    SELECT kind, first_day, last_day, lead_id, via, keys FROM tally.invalidations WHERE aggregate = {{aggregate}}),
+    SELECT kind, first_day, last_day, lead_id, via, keys FROM tally.invalidations
+    WHERE aggregate = {{aggregate}} OR members @> ARRAY[{{aggregate}}::text]),
 {{split}}
 SELECT whole, keyed, keys FROM split
 $live$;

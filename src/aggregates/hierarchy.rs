@@ -129,10 +129,7 @@ async fn build_again(
     let features = Features::detect(conn).await?;
     let definition = dependent.definition(config, features);
     let fingerprint = build::fingerprint(conn, &definition, mode).await?;
-    sqlx::query("DELETE FROM tally.invalidations WHERE aggregate = $1")
-        .bind(dependent.name)
-        .execute(&mut *conn)
-        .await?;
+    super::incremental::claim(conn, dependent, config).await?;
     build::create(conn, dependent, dependent.name, mode, &definition, &fingerprint).await?;
     tracing::info!(aggregate = dependent.name, "built again over the rollup it reads");
     Ok(())

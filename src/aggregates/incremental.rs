@@ -33,6 +33,8 @@ use crate::db::{execute, quote_ident};
 /// day of 27,000 events sorts in about 4.4 MB, just over PostgreSQL's default
 /// (4 MB), and spilled to disk (docs/incremental.md).
 pub(super) const WORK_MEM: &str = "32MB";
+/// Shared marks become their members' own (`sql/incremental/distribute.sql`).
+const DISTRIBUTE: &str = include_str!("../../sql/incremental/distribute.sql");
 /// The claim of the marks (`sql/incremental/claim.sql`).
 const CLAIM: &str = include_str!("../../sql/incremental/claim.sql");
 /// The days a set of marks dirties (`sql/incremental/dirty.sql`).
@@ -161,11 +163,24 @@ fn joined_days(aggregate: &Aggregate, tz: &str, marks: &str) -> String {
 }
 
 /// Deletes the aggregate's committed marks and returns what they dirty.
-async fn claim(conn: &mut PgConnection, aggregate: &Aggregate, config: &Config) -> Result<Claimed, sqlx::Error> {
+pub(super) async fn claim(
+    conn: &mut PgConnection,
+    aggregate: &Aggregate,
+    config: &Config,
+) -> Result<Claimed, sqlx::Error> {
     let claim = render(CLAIM, &[("split", &split(aggregate, config, "claimed"))]);
     let (marks, everything, days, keyed, keys): (i64, bool, Vec<NaiveDate>, Vec<NaiveDate>, Vec<String>) =
         sqlx::query_as(AssertSqlSafe(claim)).bind(aggregate.name).fetch_one(conn).await?;
     Ok(Claimed { marks, everything, days, keyed, keys })
+}
+
+/// Turns the shared marks (one per statement for every aggregate with the
+/// same rule) into each member's own, identical ones merged, in a short
+/// transaction of its own before a refresh's: its locks last milliseconds,
+/// and a refresh's claim then sees every mark committed before it began.
+/// Two at once: the second waits for the first, then finds nothing left.
+pub async fn distribute(pool: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(DISTRIBUTE).execute(pool).await?.rows_affected())
 }
 
 /// Replaces the periods holding the claimed days (the days themselves, for

@@ -97,7 +97,8 @@ pub(super) async fn generate(pool: &PgPool, rows: u64, days: u32) -> Result<(), 
     let today = Utc::now().date_naive();
     let first = (today - Days::new(u64::from(days) + 31)).with_day(1).unwrap_or(today);
     let last = (today + Days::new(62)).with_day(1).unwrap_or(today);
-    let schema = render(SCHEMA, &[("first_month", &format!("'{first}'::date")), ("last_month", &format!("'{last}'::date"))]);
+    let schema =
+        render(SCHEMA, &[("first_month", &format!("'{first}'::date")), ("last_month", &format!("'{last}'::date"))]);
     sqlx::raw_sql(AssertSqlSafe(schema)).execute(pool).await.map_err(failed("creating the foreign schema"))?;
     let generate = render(GENERATE, &[("rows", &rows.to_string()), ("days", &days.to_string())]);
     sqlx::raw_sql(AssertSqlSafe(generate)).execute(pool).await.map_err(failed("generating page views"))?;

@@ -112,6 +112,7 @@ async fn run_waiting(
             triggers::TriggerError::Database(e) => AttemptError::Database(e),
             other => AttemptError::Mode(other.to_string()),
         })?;
+        incremental::distribute(pool).await?;
     }
     let mut conn = pool.acquire().await?;
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await?;

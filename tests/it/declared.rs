@@ -67,6 +67,15 @@ LEFT JOIN app.identifies i ON i.user_id = t.user_id
 GROUP BY 1, 2, 3
 ";
 
+/// Per day in New York too (the same day rule as tracks_daily: their marks are shared).
+const TRACKS_HOURS: &str = "
+SELECT (t.ts AT TIME ZONE 'America/New_York')::date AS day,
+       count(*) AS tracks,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(hour FROM t.ts AT TIME ZONE 'America/New_York')) AS median_hour
+FROM app.tracks t
+GROUP BY 1
+";
+
 /// The same users as a mergeable sketch (postgresql-hll), where the server has it.
 const TRACKS_SKETCH: &str = "
 SELECT (t.ts AT TIME ZONE 'UTC')::date AS day,
@@ -85,7 +94,8 @@ struct Declared {
 impl Declared {
     fn new(sketches: bool) -> Declared {
         let dir = tempfile::tempdir().unwrap();
-        let mut files = vec![("shop_daily", SHOP_DAILY), ("tracks_daily", TRACKS_DAILY)];
+        let mut files =
+            vec![("shop_daily", SHOP_DAILY), ("tracks_daily", TRACKS_DAILY), ("tracks_hours", TRACKS_HOURS)];
         if sketches {
             files.push(("tracks_sketch", TRACKS_SKETCH));
         }
@@ -566,4 +576,36 @@ async fn the_printed_select_returns_what_the_users_text_returns() {
         assert!(!direct.is_empty(), "select {index} returns rows");
         assert_eq!(direct, through, "select {index} printed as:\n{printed}");
     }
+}
+
+#[tokio::test]
+async fn aggregates_with_the_same_day_rule_share_one_mark_per_statement_and_each_refresh_takes_its_part() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    seed(pool).await;
+    let declared = Declared::new(false);
+    let config = declared.config("incremental");
+    let names = ["tracks_daily", "tracks_hours"];
+    refresh(pool, &config, &names).await;
+    for n in 0..5 {
+        execute(
+            pool,
+            &format!("INSERT INTO app.tracks (user_id, event, ts) VALUES ('u{n}', 'page', '2026-11-19 15:00+00')"),
+        )
+        .await;
+    }
+    let shared = "SELECT count(*) FROM tally.invalidations WHERE members = ARRAY['tracks_daily', 'tracks_hours']";
+    assert_eq!(count(pool, shared).await, 5, "one mark per statement for both");
+    assert_eq!(count(pool, "SELECT count(*) FROM tally.invalidations").await, 5);
+    assert_equal_to_select(pool, &config, &names, true, "live, from the shared marks").await;
+    // The first refresh hands each member its own (five statements of one day: one mark each), and takes its own.
+    let done = refresh(pool, &config, &names[..1]).await;
+    assert_eq!(done[0].2, Some(1), "{done:?}");
+    assert_eq!(count(pool, "SELECT count(*) FROM tally.invalidations WHERE aggregate = 'tracks_hours'").await, 1);
+    assert_eq!(count(pool, "SELECT count(*) FROM tally.invalidations").await, 1);
+    assert_equal_to_select(pool, &config, &names[1..], true, "live, from its own mark").await;
+    let done = refresh(pool, &config, &names[1..]).await;
+    assert_eq!(done[0].2, Some(1), "{done:?}");
+    assert_eq!(count(pool, "SELECT count(*) FROM tally.invalidations").await, 0);
+    assert_equal_to_select(pool, &config, &names, false, "after both refreshes").await;
 }

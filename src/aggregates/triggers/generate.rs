@@ -106,17 +106,15 @@ pub fn generate(config: &Config, tracked: &[&'static Aggregate], table: &'static
         .filter(|a| a.dirtied_by.first().is_some_and(|rule| rule.table() == table))
         .filter_map(|a| a.live_key.map(|key| (a.name, key)))
         .collect();
+    let watchers = owners(&watchers, &keyed);
     for op in OPERATIONS {
         let whole: Vec<String> = match *op {
             "insert" | "delete" => {
                 let joined = watchers.iter().filter(|(_, rule)| matches!(rule, DirtyRule::Joined { .. }));
-                let joined = joined.filter_map(|(aggregate, rule)| mark(op, aggregate, *rule, &marks, false, None));
+                let joined = joined.filter_map(|(owner, rule)| mark(op, owner, *rule, &marks, false, None));
                 combined_marks(op, &watchers, &marks).into_iter().chain(joined).collect()
             }
-            _ => watchers
-                .iter()
-                .filter_map(|(aggregate, rule)| mark(op, aggregate, *rule, &marks, false, None))
-                .collect(),
+            _ => watchers.iter().filter_map(|(owner, rule)| mark(op, owner, *rule, &marks, false, None)).collect(),
         };
         let narrower = !keyed.is_empty() || watchers.iter().any(|(_, rule)| *rule == DirtyRule::TouchWindow);
         let body = match (*op, narrower) {
@@ -124,10 +122,10 @@ pub fn generate(config: &Config, tracked: &[&'static Aggregate], table: &'static
             _ => {
                 let small: Vec<String> = watchers
                     .iter()
-                    .filter_map(|(aggregate, rule)| {
-                        let key = keyed.iter().find(|(name, _)| name == aggregate).map(|(_, key)| *key);
+                    .filter_map(|(owner, rule)| {
+                        let key = keyed.iter().find(|(name, _)| owner.one() == Some(*name)).map(|(_, key)| *key);
                         let key = key.filter(|_| matches!(rule, DirtyRule::DayOf { .. }));
-                        mark(op, aggregate, *rule, &marks, true, key)
+                        mark(op, owner, *rule, &marks, true, key)
                     })
                     .collect();
                 let rows = if *op == "delete" { "old_rows" } else { "new_rows" };
@@ -167,12 +165,62 @@ pub fn generate(config: &Config, tracked: &[&'static Aggregate], table: &'static
     Some(TriggerSet { table, functions, triggers })
 }
 
+/// Whom a mark is for: one aggregate, or several whose rule is the same
+/// (a shared mark: one row a statement, whatever their number; each
+/// member's claim takes it, sql/incremental/claim.sql).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner<'a> {
+    One(&'a str),
+    Shared(Vec<&'a str>),
+}
+
+impl<'a> Owner<'a> {
+    /// The mark's `aggregate` and `members` columns, as SQL.
+    fn columns(&self) -> (String, String) {
+        match self {
+            Owner::One(name) => (quote_literal(name), "NULL::text[]".to_string()),
+            Owner::Shared(names) => {
+                let names: Vec<String> = names.iter().map(|n| quote_literal(n)).collect();
+                ("NULL::text".to_string(), format!("ARRAY[{}]::text[]", names.join(", ")))
+            }
+        }
+    }
+
+    fn names(&self) -> Vec<&'a str> {
+        match self {
+            Owner::One(name) => vec![name],
+            Owner::Shared(names) => names.clone(),
+        }
+    }
+
+    fn one(&self) -> Option<&'a str> {
+        match self {
+            Owner::One(name) => Some(name),
+            Owner::Shared(_) => None,
+        }
+    }
+}
+
+/// The watching rules by owner: the equal day rules of aggregates without a
+/// live key (whose marks carry nothing of their own) share one owner.
+fn owners<'a>(watchers: &[(&'a str, DirtyRule)], keyed: &[(&str, LiveKey)]) -> Vec<(Owner<'a>, DirtyRule)> {
+    let mut owners: Vec<(Owner<'a>, DirtyRule, bool)> = Vec::new();
+    for (aggregate, rule) in watchers {
+        let shareable = matches!(rule, DirtyRule::DayOf { .. }) && !keyed.iter().any(|(name, _)| name == aggregate);
+        match owners.iter_mut().find(|(_, r, s)| *s && shareable && r == rule) {
+            Some((owner, _, _)) => *owner = Owner::Shared([owner.names(), vec![*aggregate]].concat()),
+            None => owners.push((Owner::One(aggregate), *rule, shareable)),
+        }
+    }
+    owners.into_iter().map(|(owner, rule, _)| (owner, rule)).collect()
+}
+
 /// For INSERT and DELETE: one statement per day column, grouping the
 /// transition table once by day and emitting a mark per day for every rule
 /// on that column (and the touch window, on `occurred_at`).
-fn combined_marks(op: &str, watchers: &[(&str, DirtyRule)], marks: &Marks) -> Vec<String> {
+fn combined_marks(op: &str, watchers: &[(Owner, DirtyRule)], marks: &Marks) -> Vec<String> {
     let rows = if op == "insert" { "new_rows" } else { "old_rows" };
-    let touch = watchers.iter().find(|(_, rule)| *rule == DirtyRule::TouchWindow).map(|(a, _)| *a);
+    let touch = watchers.iter().find(|(_, rule)| *rule == DirtyRule::TouchWindow).and_then(|(a, _)| a.one());
     let mut columns: Vec<(&str, DayIn)> = Vec::new();
     for (_, rule) in watchers {
         if let DirtyRule::DayOf { column, day, .. } = rule
@@ -190,12 +238,15 @@ fn combined_marks(op: &str, watchers: &[(&str, DirtyRule)], marks: &Marks) -> Ve
             let mut entries: Vec<String> = watchers
                 .iter()
                 .filter(|(_, rule)| matches!(rule, DirtyRule::DayOf { column: c, day: d, .. } if c == column && d == day))
-                .map(|(aggregate, _)| format!("({}, 'days', dirty.d, dirty.d)", quote_literal(aggregate)))
+                .map(|(owner, _)| {
+                    let (aggregate, members) = owner.columns();
+                    format!("({aggregate}, {members}, 'days', dirty.d, dirty.d)")
+                })
                 .collect();
             let mut last_touch = "NULL::timestamptz".to_string();
             if let (Some(aggregate), ("occurred_at", DayIn::ReportingZone)) = (touch, (*column, *day)) {
                 entries.push(format!(
-                    "({}, 'touch_window', dirty.d, ({{{{window_end(dirty.last_touch)}}}} AT TIME ZONE {{{{tz}}}})::date)",
+                    "({}, NULL::text[], 'touch_window', dirty.d, ({{{{window_end(dirty.last_touch)}}}} AT TIME ZONE {{{{tz}}}})::date)",
                     quote_literal(aggregate)
                 ));
                 last_touch =
@@ -216,18 +267,13 @@ fn statements(body: &[String]) -> String {
 /// The statement that records what `rule` makes dirty for operation `op`;
 /// with the live `key` of a day rule, the key values of the rows too, and
 /// for a `small` statement's touches, their users.
-fn mark(
-    op: &str,
-    aggregate: &str,
-    rule: DirtyRule,
-    marks: &Marks,
-    small: bool,
-    key: Option<LiveKey>,
-) -> Option<String> {
-    let name = quote_literal(aggregate);
+fn mark(op: &str, owner: &Owner, rule: DirtyRule, marks: &Marks, small: bool, key: Option<LiveKey>) -> Option<String> {
     if op == "truncate" {
-        return Some(render(EVERYTHING, &[("aggregate", &name)]));
+        let each = owner.names().into_iter().map(|name| render(EVERYTHING, &[("aggregate", &quote_literal(name))]));
+        return Some(each.collect::<Vec<_>>().join("\n    "));
     }
+    // Only day rules without a live key are ever shared.
+    let (name, members) = owner.columns();
     let rows = match op {
         "insert" => "new_rows",
         "delete" => "old_rows",
@@ -241,7 +287,9 @@ fn mark(
                     KEYED_DAYS,
                     &[("aggregate", &name), ("day", &day), ("key", &key.expression("r")), ("rows", rows)],
                 ),
-                None => marks.render(DAYS, &[("aggregate", &name), ("day", &day), ("rows", rows)]),
+                None => {
+                    marks.render(DAYS, &[("aggregate", &name), ("members", &members), ("day", &day), ("rows", rows)])
+                }
             })
         }
         DirtyRule::TouchWindow => {
@@ -266,10 +314,12 @@ fn mark(
 }
 
 /// What TRUNCATE of one partition of `marketing.events` dirties.
-fn truncate_partition_function(base: &str, watchers: &[(&str, DirtyRule)], marks: &Marks) -> String {
+fn truncate_partition_function(base: &str, watchers: &[(Owner, DirtyRule)], marks: &Marks) -> String {
+    let each: Vec<(&str, DirtyRule)> =
+        watchers.iter().flat_map(|(owner, rule)| owner.names().into_iter().map(move |name| (name, *rule))).collect();
     let everything: Vec<String> =
-        watchers.iter().map(|(aggregate, _)| render(EVERYTHING, &[("aggregate", &quote_literal(aggregate))])).collect();
-    let month: Vec<String> = watchers
+        each.iter().map(|(aggregate, _)| render(EVERYTHING, &[("aggregate", &quote_literal(aggregate))])).collect();
+    let month: Vec<String> = each
         .iter()
         .map(|(aggregate, rule)| {
             let template = if *rule == DirtyRule::TouchWindow { PARTITION_TOUCHES } else { PARTITION_DAYS };

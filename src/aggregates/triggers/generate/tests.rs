@@ -45,7 +45,7 @@ fn one_pass_over_inserted_events_marks_every_rule() {
     assert!(small.contains("array_agg(DISTINCT r.user_id) AS users"), "a small statement's touches name their users");
     assert_eq!(large.matches("INSERT INTO tally.invalidations").count(), 1, "{large}");
     assert!(!large.contains("keys"), "{large}");
-    assert!(insert.contains("('daily_event_counts', 'days', dirty.d, dirty.d)"), "{insert}");
+    assert!(insert.contains("('daily_event_counts', NULL::text[], 'days', dirty.d, dirty.d)"), "{insert}");
     assert!(insert.contains("'daily_attribution', 'touch_window'"), "{insert}");
     assert!(insert.contains("dirty.last_touch + make_interval(days => 30)"), "the touch window's end: {insert}");
     assert!(insert.contains("AT TIME ZONE 'America/New_York'"), "{insert}");
@@ -59,4 +59,31 @@ fn one_pass_over_inserted_events_marks_every_rule() {
     let update = &leads.functions[1];
     assert!(update.contains("'lead', n.id"), "{update}");
     assert!(generate(&both, &tracked, "marketing.conversions").is_some());
+}
+
+#[test]
+fn aggregates_with_the_same_day_rule_share_one_mark_per_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let select = |measure: &str| {
+        format!("SELECT (p.ts AT TIME ZONE 'UTC')::date AS day, p.site, {measure} AS n FROM web.views p GROUP BY 1, 2")
+    };
+    std::fs::write(dir.path().join("a.sql"), select("count(*)")).unwrap();
+    std::fs::write(dir.path().join("b.sql"), select("count(DISTINCT p.visitor)")).unwrap();
+    std::fs::write(dir.path().join("c.sql"), select("count(*)").replace("'UTC'", "'Asia/Tokyo'")).unwrap();
+    let path = dir.path().join("tally.toml");
+    let sections: String = ["a", "b", "c"]
+        .iter()
+        .map(|n| format!("[aggregates.{n}]\nsql = \"{n}.sql\"\nmode = \"incremental\"\n"))
+        .collect();
+    std::fs::write(&path, sections).unwrap();
+    let config = Config::load(Some(&path)).unwrap();
+    let set = generate(&config, &tracked(&config), "web.views").unwrap();
+    let insert = &set.functions[0];
+    assert!(insert.contains("(NULL::text, ARRAY['a', 'b']::text[], 'days', dirty.d, dirty.d)"), "{insert}");
+    assert!(insert.contains("('c', NULL::text[], 'days', dirty.d, dirty.d)"), "another zone, its own mark: {insert}");
+    let update = &set.functions[1];
+    assert_eq!(update.matches("INSERT INTO tally.invalidations").count(), 2, "{update}");
+    assert!(update.contains("SELECT NULL::text, ARRAY['a', 'b']::text[], 'days'"), "{update}");
+    let truncate = &set.functions[3];
+    assert_eq!(truncate.matches("'all'").count(), 3, "TRUNCATE marks each member: {truncate}");
 }
