@@ -8,7 +8,8 @@
 --                 sql/rules/touch_window.sql); with usable keys (a small
 --                 statement's touches), only those of the leads whose
 --                 user_id is in keys
---   lead:         the days of lead_id's conversions
+--   lead:         the days of lead_id's conversions (marks of an earlier
+--                 release, before a lead's change became a join mark)
 --   join:         {{joined}}: the days of the fact rows holding the keys
 --                 (sql/incremental/joined_days.sql, one per joined column)
 -- Both ends of a range are kept within the years 1 to 9999, so that no date

@@ -142,7 +142,16 @@ pub static REGISTRY: &[Aggregate] = &[
         dirtied_by: &[
             DirtyRule::DayOf { table: "marketing.conversions", column: "occurred_at", day: DayIn::ReportingZone },
             DirtyRule::TouchWindow,
-            DirtyRule::LeadAttribution,
+            // A lead whose source, campaign or user changes: the days of its conversions.
+            DirtyRule::Joined {
+                table: "marketing.leads",
+                column: "id",
+                fact: "marketing.conversions",
+                fact_column: "lead_id",
+                fact_day: "occurred_at",
+                day: DayIn::ReportingZone,
+                watched: &["source", "campaign", "user_id"],
+            },
         ],
         live_key: None,
         period: Period::Day,

@@ -21,6 +21,12 @@ pub enum DirtyRule {
     /// `column` (a table joined to the fact table by that equality): the
     /// day of their `fact_day` column. Its marks carry the key values; the
     /// claim finds the days (so a fact row committed after the write is seen).
+    ///
+    /// `watched` empty: any write matters. Otherwise only an UPDATE that
+    /// changes one of those columns (or the key) does: the table's INSERTs
+    /// and DELETEs cannot change what joins, because a foreign key from
+    /// the fact table holds (a lead with conversions cannot be deleted, a
+    /// new lead has none), and its other columns are not read.
     Joined {
         table: &'static str,
         column: &'static str,
@@ -28,13 +34,11 @@ pub enum DirtyRule {
         fact_column: &'static str,
         fact_day: &'static str,
         day: DayIn,
+        watched: &'static [&'static str],
     },
     /// An event with a user and a utm_source dirties the days of the
     /// conversions in the touch window after it (attribution's touches).
     TouchWindow,
-    /// A lead whose source, campaign or user_id changes dirties the days of
-    /// its conversions.
-    LeadAttribution,
 }
 
 impl DirtyRule {
@@ -43,7 +47,6 @@ impl DirtyRule {
         match self {
             DirtyRule::DayOf { table, .. } | DirtyRule::Joined { table, .. } => table,
             DirtyRule::TouchWindow => "marketing.events",
-            DirtyRule::LeadAttribution => "marketing.leads",
         }
     }
 }

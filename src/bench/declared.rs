@@ -36,8 +36,10 @@ const AGGREGATES: [(&str, &str); 3] = [
     ("daily_owners", include_str!("../../sql/bench/declared/daily_owners.sql")),
     ("daily_referrers", include_str!("../../sql/bench/declared/daily_referrers.sql")),
 ];
-/// Single-row INSERTs per writer-cost sample.
+/// Single-row INSERTs per writer-cost figure.
 const SINGLE_ROWS: usize = 10_000;
+/// Single-row INSERTs per alternating block.
+const BLOCK: usize = 1_000;
 
 /// The figures of one data size.
 #[derive(Debug, Clone)]
@@ -58,7 +60,7 @@ pub struct WriterCost {
     pub copy_rows: u64,
     pub copy: [Duration; 2],
     pub single: [Duration; 2],
-    /// Marks left by the single-row INSERTs with triggers.
+    /// Marks left by SINGLE_ROWS single-row INSERTs with triggers.
     pub single_marks: i64,
 }
 
@@ -173,33 +175,33 @@ async fn whole_cycle(pool: &PgPool, config: &Arc<Config>, options: &BenchOptions
 
 /// COPY and single-row INSERTs into the empty month of 2100, without the
 /// triggers and with those of the three aggregates in incremental mode.
+/// Each single-row INSERT commits on its own, so its time is mostly the
+/// commit's WAL flush, which varies with the disk from one second to the
+/// next: the INSERTs run in blocks of [`BLOCK`], alternating without and
+/// with the triggers, and the median block of each is reported per
+/// [`SINGLE_ROWS`] INSERTs.
 pub(super) async fn writer_cost(pool: &PgPool, copy_rows: u64, repeat: u32) -> Result<WriterCost, Error> {
     let files = Files::write()?;
     let without = files.config("concurrently")?;
     let with = files.config("incremental")?;
-    let (mut copies, mut singles) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
-    let mut single_marks = 0;
+    let (mut copies, mut blocks) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let switch = |config: Arc<Config>| async move {
+        triggers::ensure(pool, &config).await.map_err(|e| Error::runtime("bench: triggers", e.to_string()))
+    };
     for _ in 0..repeat.max(1) {
         for (index, config) in [&without, &with].into_iter().enumerate() {
-            triggers::ensure(pool, config).await.map_err(|e| Error::runtime("bench: triggers", e.to_string()))?;
+            switch(config.clone()).await?;
             copies[index].push(copy(pool, copy_rows).await?);
             clear(pool).await?;
-            let started = Instant::now();
-            for n in 0..SINGLE_ROWS {
-                sqlx::query(
-                    "INSERT INTO web.pageviews (website_id, url_path, referrer, visitor_id, ts)
-                     VALUES ($1, $2, 'google', md5($3)::uuid, '2100-01-15 12:00+00')",
-                )
-                .bind(1 + (n % 20) as i32)
-                .bind(format!("/p/{}", n % 200))
-                .bind(n.to_string())
-                .execute(pool)
-                .await
-                .map_err(failed("a single-row INSERT"))?;
-            }
-            singles[index].push(started.elapsed());
+        }
+    }
+    let mut single_marks = 0;
+    for round in 0..(SINGLE_ROWS / BLOCK) * repeat.max(1) as usize {
+        for (index, config) in [&without, &with].into_iter().enumerate() {
+            switch(config.clone()).await?;
+            blocks[index].push(single_rows(pool, round * BLOCK).await?);
             if index == 1 {
-                single_marks = sqlx::query_scalar("SELECT count(*) FROM tally.invalidations")
+                single_marks += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM tally.invalidations")
                     .fetch_one(pool)
                     .await
                     .map_err(failed("counting marks"))?;
@@ -207,10 +209,34 @@ pub(super) async fn writer_cost(pool: &PgPool, copy_rows: u64, repeat: u32) -> R
             clear(pool).await?;
         }
     }
-    triggers::ensure(pool, &without).await.map_err(|e| Error::runtime("bench: triggers", e.to_string()))?;
+    switch(without.clone()).await?;
     let [copy_without, copy_with] = copies.map(median);
-    let [single_without, single_with] = singles.map(median);
-    Ok(WriterCost { copy_rows, copy: [copy_without, copy_with], single: [single_without, single_with], single_marks })
+    let per_run = (SINGLE_ROWS / BLOCK) as u32;
+    let [single_without, single_with] = blocks.map(|b| median(b) * per_run);
+    Ok(WriterCost {
+        copy_rows,
+        copy: [copy_without, copy_with],
+        single: [single_without, single_with],
+        single_marks: single_marks / i64::from(repeat.max(1)),
+    })
+}
+
+/// [`BLOCK`] single-row INSERTs, each its own statement and transaction.
+async fn single_rows(pool: &PgPool, first: usize) -> Result<Duration, Error> {
+    let started = Instant::now();
+    for n in first..first + BLOCK {
+        sqlx::query(
+            "INSERT INTO web.pageviews (website_id, url_path, referrer, visitor_id, ts)
+             VALUES ($1, $2, 'google', md5($3)::uuid, '2100-01-15 12:00+00')",
+        )
+        .bind(1 + (n % 20) as i32)
+        .bind(format!("/p/{}", n % 200))
+        .bind(n.to_string())
+        .execute(pool)
+        .await
+        .map_err(failed("a single-row INSERT"))?;
+    }
+    Ok(started.elapsed())
 }
 
 async fn clear(pool: &PgPool) -> Result<(), Error> {
@@ -290,7 +316,8 @@ pub(super) fn table(results: &[DeclaredResult], cost: Option<&WriterCost>, optio
              | write | without triggers | with triggers | extra |\n|---|---:|---:|---:|\n\
              | COPY of {} rows | {} | {} | {:+.0}% |\n\
              | {SINGLE_ROWS} single-row INSERTs | {} | {} | {:+.0}% |\n\n\
-             The single-row INSERTs left {} marks in tally.invalidations.\n",
+             {SINGLE_ROWS} single-row INSERTs leave {} marks in tally.invalidations with the triggers; \
+             the INSERTs ran in blocks of {BLOCK}, alternating without and with the triggers (median block × {}).\n",
             options.repeat,
             cost.copy_rows,
             show(cost.copy[0]),
@@ -299,7 +326,8 @@ pub(super) fn table(results: &[DeclaredResult], cost: Option<&WriterCost>, optio
             show(cost.single[0]),
             show(cost.single[1]),
             extra(cost.single),
-            cost.single_marks
+            cost.single_marks,
+            SINGLE_ROWS / BLOCK
         ));
     }
     out

@@ -145,6 +145,7 @@ pub fn declare(
                 fact_column: leak(&join.fact_column),
                 fact_day,
                 day,
+                watched: &[],
             });
         }
     }

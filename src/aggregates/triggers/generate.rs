@@ -26,7 +26,7 @@ const KEYED_TOUCHES: &str = include_str!("../../../sql/incremental/marks/keyed_t
 const DAYS_AND_TOUCHES: &str = include_str!("../../../sql/incremental/marks/days_and_touches.sql");
 const TOUCHES: &str = include_str!("../../../sql/incremental/marks/touches.sql");
 const CHANGED_TOUCHES: &str = include_str!("../../../sql/incremental/marks/changed_touches.sql");
-const LEAD: &str = include_str!("../../../sql/incremental/marks/lead.sql");
+const CHANGED_JOINED: &str = include_str!("../../../sql/incremental/marks/changed_joined.sql");
 const JOINED: &str = include_str!("../../../sql/incremental/marks/joined.sql");
 const EVERYTHING: &str = include_str!("../../../sql/incremental/marks/everything.sql");
 const PARTITION_DAYS: &str = include_str!("../../../sql/incremental/marks/partition_days.sql");
@@ -298,18 +298,27 @@ fn mark(op: &str, owner: &Owner, rule: DirtyRule, marks: &Marks, small: bool, ke
             let template = if small { KEYED_TOUCHES } else { TOUCHES };
             Some(marks.render(template, &[("aggregate", &name), ("rows", &rows)]))
         }
-        DirtyRule::Joined { column, fact_column, .. } => Some(render(
-            JOINED,
-            &[
-                ("aggregate", &name),
-                ("via", &quote_literal(fact_column)),
-                ("column", &quote_ident_if_needed(column)),
-                ("rows", rows),
-            ],
-        )),
-        DirtyRule::LeadAttribution if op == "update" => Some(render(LEAD, &[("aggregate", &name)])),
-        // A new lead has no conversions yet; a lead with conversions cannot be deleted.
-        DirtyRule::LeadAttribution => None,
+        DirtyRule::Joined { column, fact_column, watched, .. } => {
+            let column = quote_ident_if_needed(column);
+            let rows = match (op, watched.is_empty()) {
+                (_, true) => rows.to_string(),
+                ("update", false) => {
+                    let side = |alias: &str| {
+                        watched.iter().map(|c| format!("{alias}.{}", quote_ident_if_needed(c))).collect::<Vec<_>>()
+                    };
+                    render(
+                        CHANGED_JOINED,
+                        &[("column", &column), ("old", &side("o").join(", ")), ("new", &side("n").join(", "))],
+                    )
+                }
+                // Only updates of the watched columns change what joins.
+                _ => return None,
+            };
+            Some(render(
+                JOINED,
+                &[("aggregate", &name), ("via", &quote_literal(fact_column)), ("column", &column), ("rows", &rows)],
+            ))
+        }
     }
 }
 
