@@ -609,3 +609,37 @@ async fn aggregates_with_the_same_day_rule_share_one_mark_per_statement_and_each
     assert_eq!(count(pool, "SELECT count(*) FROM tally.invalidations").await, 0);
     assert_equal_to_select(pool, &config, &names, false, "after both refreshes").await;
 }
+
+#[tokio::test]
+async fn the_worker_schedules_a_declared_aggregate_with_its_metrics_and_keeps_it_exact() {
+    let db = TestDb::migrated().await;
+    let pool = &db.pool;
+    seed(pool).await;
+    let addr = crate::harness::free_addr();
+    let command = tally(&["run"]).database(&db.url).env("TALLY_METRICS_ADDR", &addr.to_string());
+    std::fs::write(command.dir.path().join("shop.sql"), SHOP_DAILY).unwrap();
+    let toml = "[aggregates.shop_daily]\nsql = \"shop.sql\"\nmode = \"incremental\"\nevery = \"1s\"\n\
+                [aggregates.daily_campaign_metrics]\nenabled = false\n[aggregates.daily_event_counts]\nenabled = false\n\
+                [aggregates.daily_lead_funnel]\nenabled = false\n[aggregates.daily_attribution]\nenabled = false\n\
+                [aggregates.daily_campaign_spend]\nenabled = false\n[aggregates.weekly_campaign_metrics]\nenabled = false\n\
+                [aggregates.monthly_campaign_metrics]\nenabled = false\n";
+    let mut worker = command.config_file(toml).spawn();
+    let ok = "tally_refreshes_total{aggregate=\"shop_daily\",outcome=\"success\"}";
+    crate::harness::wait_for_metric_within(addr, ok, 1.0, std::time::Duration::from_secs(60)).await;
+    let rows = crate::harness::metric_of(addr, "tally_aggregate_rows{aggregate=\"shop_daily\"}").await;
+    assert!(rows.is_some_and(|r| r > 0.0), "{rows:?}");
+    execute(pool, "INSERT INTO shop.orders (customer_id, placed_at, status, total) VALUES ('00000000-0000-0000-0000-000000000001', '2026-11-18 09:00+00', 'paid', 1000)").await;
+    let files = Declared::new(false);
+    let config = files.config("incremental");
+    let caught_up = crate::harness::wait_until(std::time::Duration::from_secs(30), || async {
+        count(pool, "SELECT count(*) FROM tally.invalidations").await == 0
+            && differences(pool, config.find("shop_daily").unwrap(), "reporting.shop_daily").await.is_empty()
+    })
+    .await;
+    assert!(caught_up, "the worker rewrote the day: {}", worker.log());
+    let staleness =
+        crate::harness::metric_of(addr, "tally_aggregate_staleness_seconds{aggregate=\"shop_daily\"}").await;
+    assert!(staleness.is_some_and(|s| s < 30.0), "{staleness:?}");
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(worker.wait(std::time::Duration::from_secs(30)).await, Some(0), "{}", worker.log());
+}
