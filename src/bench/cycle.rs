@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use super::{BenchOptions, median, show};
+use super::{BenchOptions, median, ratio, show};
 use crate::aggregates::{Kind, REGISTRY};
 use crate::config::Config;
 use crate::db::DatabaseUrl;
@@ -184,7 +184,6 @@ pub(super) fn table(results: &[CycleResult], options: &BenchOptions) -> String {
         options.repeat,
         Utc::now().format("%Y-%m-%d")
     );
-    let ratio = |slow: Duration, fast: Duration| format!("{:.0}×", slow.as_secs_f64() / fast.as_secs_f64().max(1e-9));
     for r in results {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",

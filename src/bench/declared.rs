@@ -20,7 +20,7 @@ use chrono::{Datelike, Days, Utc};
 use sqlx::{AssertSqlSafe, PgPool};
 
 use super::refresh::timed_refresh;
-use super::{BenchOptions, median, show};
+use super::{BenchOptions, median, ratio, show};
 use crate::aggregates::triggers;
 use crate::config::Config;
 use crate::db::template::render;
@@ -285,14 +285,14 @@ pub(super) fn table(results: &[DeclaredResult], cost: Option<&WriterCost>, optio
     );
     for r in results {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.0}× |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             r.rows,
             r.rows_changed,
             show(r.build),
             show(r.concurrently),
             show(r.incremental),
             r.days_refreshed,
-            r.concurrently.as_secs_f64() / r.incremental.as_secs_f64().max(1e-9)
+            ratio(r.concurrently, r.incremental)
         ));
     }
     out.push_str(
@@ -302,11 +302,11 @@ pub(super) fn table(results: &[DeclaredResult], cost: Option<&WriterCost>, optio
     );
     for r in results {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0}× |\n",
+            "| {} | {} | {} | {} |\n",
             r.rows,
             show(r.cycle[0]),
             show(r.cycle[1]),
-            r.cycle[0].as_secs_f64() / r.cycle[1].as_secs_f64().max(1e-9)
+            ratio(r.cycle[0], r.cycle[1])
         ));
     }
     if let Some(cost) = cost {

@@ -293,6 +293,11 @@ pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.get(samples.len() / 2).copied().unwrap_or_default()
 }
 
+/// How many times `fast` fits in `slow`, for the report (`"93×"`).
+pub(crate) fn ratio(slow: Duration, fast: Duration) -> String {
+    format!("{:.0}×", slow.as_secs_f64() / fast.as_secs_f64().max(1e-9))
+}
+
 /// A duration for the report: milliseconds below 10 s, seconds above.
 pub(crate) fn show(duration: Duration) -> String {
     if duration < Duration::from_secs(10) {

@@ -168,7 +168,7 @@ pub(super) fn table(results: &[RefreshResult], options: &BenchOptions) -> String
         Utc::now().format("%Y-%m-%d")
     );
     for r in results {
-        let ratio = |slow: Duration| format!("{:.0}×", slow.as_secs_f64() / r.incremental.as_secs_f64().max(1e-9));
+        let ratio = |slow: Duration| super::ratio(slow, r.incremental);
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} ({} day) | {} | {} |\n",
             r.events,

@@ -11,29 +11,22 @@ use tally::aggregates::RefreshKind;
 
 use crate::harness::{TestDb, Workload, assert_matches_scratch, config, count, create_months, refresh_all};
 
-const ALL_INCREMENTAL: &str = r#"
-[aggregates.daily_campaign_metrics]
-mode = "incremental"
-[aggregates.daily_event_counts]
-mode = "incremental"
-[aggregates.daily_lead_funnel]
-mode = "incremental"
-[aggregates.daily_campaign_spend]
-mode = "incremental"
-[aggregates.daily_attribution]
-mode = "incremental"
-[aggregates.weekly_campaign_metrics]
-mode = "incremental"
-[aggregates.monthly_campaign_metrics]
-mode = "incremental"
-"#;
+/// Every rollup of the registry in incremental mode: a new built-in joins
+/// the differential tests by being in the registry.
+fn all_incremental() -> String {
+    tally::aggregates::REGISTRY
+        .iter()
+        .filter(|a| a.kind == tally::aggregates::Kind::Rollup)
+        .map(|a| format!("[aggregates.{}]\nmode = \"incremental\"\n", a.name))
+        .collect()
+}
 
 #[tokio::test]
 async fn each_kind_of_change_rewrites_only_its_days_and_stays_exact() {
     let db = TestDb::migrated().await;
     let pool = &db.pool;
     create_months(pool).await;
-    let config = config(ALL_INCREMENTAL);
+    let config = config(&all_incremental());
     Workload::new(11).apply(pool, 40, false).await;
     let built = refresh_all(pool, &config).await;
     assert!(built.iter().all(|(_, kind, _)| *kind == RefreshKind::Built), "{built:?}");
@@ -97,7 +90,7 @@ async fn random_workloads_match_a_full_computation_in_utc_and_new_york() {
         let db = TestDb::migrated().await;
         create_months(&db.pool).await;
         let config =
-            config(&format!("reporting_timezone = \"{zone}\"\nattribution_lookback_days = 20\n{ALL_INCREMENTAL}"));
+            config(&format!("reporting_timezone = \"{zone}\"\nattribution_lookback_days = 20\n{}", all_incremental()));
         let mut workload = Workload::new(seed);
         workload.apply(&db.pool, 30, false).await;
         refresh_all(&db.pool, &config).await;
@@ -113,7 +106,7 @@ async fn random_workloads_match_a_full_computation_in_utc_and_new_york() {
 async fn writes_committed_during_refreshes_are_never_lost() {
     let db = TestDb::migrated().await;
     create_months(&db.pool).await;
-    let config = config(ALL_INCREMENTAL);
+    let config = config(&all_incremental());
     Workload::new(7).apply(&db.pool, 40, false).await;
     refresh_all(&db.pool, &config).await;
 
@@ -176,7 +169,7 @@ async fn switching_modes_rebuilds_once_and_readers_never_see_a_gap() {
             reads
         }
     });
-    let incremental = config(ALL_INCREMENTAL);
+    let incremental = config(&all_incremental());
     let switched = refresh_all(&db.pool, &incremental).await;
     // The daily rollup's swap dropped the weekly and monthly views over it and
     // built them again, as tables, in its own transaction.
@@ -217,19 +210,19 @@ async fn triggers_exist_only_while_an_aggregate_is_incremental() {
     let triggers = |pool: PgPool| async move {
         count(&pool, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tally_invalidate_%'").await
     };
-    refresh_all(&db.pool, &config(ALL_INCREMENTAL)).await;
+    refresh_all(&db.pool, &config(&all_incremental())).await;
     // 4 operations on each of 4 tables, plus TRUNCATE on each events partition (10 months and the default).
     assert_eq!(triggers(db.pool.clone()).await, 16 + 11);
 
     // Disabling one aggregate marks it stale; enabling it again rebuilds it.
     let attribution = "[aggregates.daily_attribution]\nmode = \"incremental\"\n";
-    let disabled = config(&ALL_INCREMENTAL.replace(attribution, &format!("{attribution}enabled = false\n")));
+    let disabled = config(&all_incremental().replace(attribution, &format!("{attribution}enabled = false\n")));
     tally::aggregates::triggers::ensure(&db.pool, &disabled).await.unwrap();
     sqlx::query("INSERT INTO marketing.conversions (lead_id, kind, occurred_at) SELECT id, 'signup', now() FROM marketing.leads LIMIT 1")
         .execute(&db.pool)
         .await
         .unwrap();
-    let kinds = refresh_all(&db.pool, &config(ALL_INCREMENTAL)).await;
+    let kinds = refresh_all(&db.pool, &config(&all_incremental())).await;
     assert_eq!(kinds.iter().find(|k| k.0 == "daily_attribution").unwrap().1, RefreshKind::Rebuilt);
 
     refresh_all(&db.pool, &config("")).await;

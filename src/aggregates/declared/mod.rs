@@ -9,6 +9,7 @@
 //! Who owns what: a declared aggregate is built once per configuration load
 //! and lives for the process (the registry hands out `&'static Aggregate`s).
 
+mod from;
 mod read;
 #[cfg(test)]
 mod tests;

@@ -6,12 +6,13 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, GroupByExpr, Ident, InTarget, JoinConstraint, JoinOperator, ObjectName,
-    ObjectNamePart, Query, SelectItem, SetExpr, Spanned, Statement, TableFactor, Value, VisitMut, VisitorMut,
-    WindowType, visit_expressions,
+    CastKind, DataType, Expr, GroupByExpr, Ident, InTarget, ObjectNamePart, Query, SelectItem, SetExpr, Spanned,
+    Statement, Value, WindowType, visit_expressions,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
+
+use super::from::{Table, qualify_tables, tables};
 
 /// What tally read from a declared SELECT.
 #[derive(Debug, Clone)]
@@ -67,50 +68,19 @@ impl std::fmt::Display for Problem {
     }
 }
 
-fn problem(message: impl Into<String>, at: Option<&dyn Spanned>) -> Problem {
+pub(super) fn problem(message: impl Into<String>, at: Option<&dyn Spanned>) -> Problem {
     let place = at.map(|node| node.span().start).filter(|start| start.line > 0).map(|start| (start.line, start.column));
     Problem { message: message.into(), place }
 }
 
 const DAY_FORM: &str = "write the day as (t.col AT TIME ZONE 'Zone')::date for a timestamptz column, or t.col for a date column, and put it first in the key";
-const USE_CONCURRENTLY: &str = "incremental mode cannot maintain it exactly; use mode = \"concurrently\"";
+pub(super) const USE_CONCURRENTLY: &str = "incremental mode cannot maintain it exactly; use mode = \"concurrently\"";
 
 /// Reads `text`, one SELECT; `key`: the configured key, or `None` for the GROUP BY columns.
 pub fn read(text: &str, key: Option<&[String]>) -> Result<Reading, Problem> {
-    let statements = Parser::parse_sql(&PostgreSqlDialect {}, text)
-        .map_err(|e| problem(format!("is not SQL that tally can read: {e}"), None))?;
-    let mut statements = statements.into_iter();
-    let statement = match (statements.next(), statements.len()) {
-        (None, _) => return Err(problem("holds no statement; write one SELECT", None)),
-        (Some(statement), 0) => statement,
-        (Some(_), more) => {
-            return Err(problem(
-                format!("holds {} statements; it must hold exactly one SELECT (nothing was run)", more + 1),
-                None,
-            ));
-        }
-    };
-    let Statement::Query(mut query) = statement else {
-        let first = statement.to_string();
-        let word = first.split_whitespace().next().unwrap_or("this").to_uppercase();
-        return Err(problem(
-            format!(
-                "is a {word} statement, not a SELECT; write the query that computes the aggregate (nothing was run)"
-            ),
-            Some(&statement),
-        ));
-    };
+    let mut query = one_query(text)?;
     qualify_tables(&mut query);
-    let mut refusals: Vec<Problem> = Vec::new();
-    if let Some(with) = &query.with {
-        refusals.push(problem(format!("a WITH clause: {USE_CONCURRENTLY}, or join the tables directly"), Some(with)));
-    }
-    if let Some(limit) = &query.limit_clause {
-        refusals.push(problem(format!("LIMIT/OFFSET keeps rows of other days out: {USE_CONCURRENTLY}"), Some(limit)));
-    }
-    if query.fetch.is_some() {
-        refusals.push(problem(format!("FETCH keeps rows of other days out: {USE_CONCURRENTLY}"), None));
-    }
+    let mut refusals = clause_refusals(&query);
     let SetExpr::Select(select) = query.body.as_ref() else {
         return Err(problem(
             "is not one plain SELECT (a UNION, INTERSECT, EXCEPT or VALUES): tally finds the key, the day and the \
@@ -121,25 +91,9 @@ pub fn read(text: &str, key: Option<&[String]>) -> Result<Reading, Problem> {
     let outputs = outputs(&select.projection)?;
     let columns: Vec<String> = outputs.iter().map(|(name, _)| name.clone()).collect();
     let key = match key {
-        Some(key) => {
-            for column in key {
-                if !columns.contains(column) {
-                    return Err(problem(
-                        format!(
-                            "key column `{column}` is not a column of the SELECT (its columns: {})",
-                            columns.join(", ")
-                        ),
-                        None,
-                    ));
-                }
-            }
-            key.to_vec()
-        }
+        Some(key) => given_key(key, &columns)?,
         None => group_by_key(&select.group_by, &outputs)?,
     };
-    if let Some((index, column)) = key.iter().enumerate().find(|(i, c)| key[..*i].contains(c)) {
-        return Err(problem(format!("key column `{column}` is listed twice (position {})", index + 1), None));
-    }
     let Some(first) = key.first() else {
         return Err(problem("has an empty key; write `key = [\"day\", ...]`", None));
     };
@@ -167,24 +121,7 @@ pub fn read(text: &str, key: Option<&[String]>) -> Result<Reading, Problem> {
     let Some(fact) = tables.iter().find(|t| t.alias == alias) else {
         return Err(problem(format!("the day column's table `{alias}` is not in FROM: {DAY_FORM}"), Some(&day_expr)));
     };
-    let mut joins = Vec::new();
-    for table in tables.iter().filter(|t| t.alias != alias) {
-        match table.equality.iter().find(|(_, other, _)| *other == alias) {
-            Some((column, _, fact_column)) => joins.push(Join {
-                table: table.name.clone(),
-                column: column.clone(),
-                fact_column: fact_column.clone(),
-            }),
-            None => refusals.push(problem(
-                format!(
-                    "`{}` is not joined to the fact table `{}` by an equality of columns (JOIN {} ON {}.col = {alias}.col): \
-                     a change to it would dirty no day; {USE_CONCURRENTLY}",
-                    table.name, fact.name, table.name, table.alias
-                ),
-                table.place.as_ref().map(|p| p as &dyn Spanned),
-            )),
-        }
-    }
+    let joins = joins_to(fact, &tables, &mut refusals);
     refusals.extend(expression_refusals(&query, &day_expr));
     Ok(Reading {
         key,
@@ -195,6 +132,88 @@ pub fn read(text: &str, key: Option<&[String]>) -> Result<Reading, Problem> {
         not_incremental: refusals.into_iter().next(),
         query: *query,
     })
+}
+
+/// The one statement of `text`, a query.
+fn one_query(text: &str) -> Result<Box<Query>, Problem> {
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, text)
+        .map_err(|e| problem(format!("is not SQL that tally can read: {e}"), None))?;
+    let mut statements = statements.into_iter();
+    let statement = match (statements.next(), statements.len()) {
+        (None, _) => return Err(problem("holds no statement; write one SELECT", None)),
+        (Some(statement), 0) => statement,
+        (Some(_), more) => {
+            return Err(problem(
+                format!("holds {} statements; it must hold exactly one SELECT (nothing was run)", more + 1),
+                None,
+            ));
+        }
+    };
+    match statement {
+        Statement::Query(query) => Ok(query),
+        other => {
+            let word = other.to_string().split_whitespace().next().unwrap_or("this").to_uppercase();
+            Err(problem(
+                format!(
+                    "is a {word} statement, not a SELECT; write the query that computes the aggregate (nothing was run)"
+                ),
+                Some(&other),
+            ))
+        }
+    }
+}
+
+/// WITH, LIMIT/OFFSET and FETCH: what incremental mode refuses of the query's clauses.
+fn clause_refusals(query: &Query) -> Vec<Problem> {
+    let mut refusals = Vec::new();
+    if let Some(with) = &query.with {
+        refusals.push(problem(format!("a WITH clause: {USE_CONCURRENTLY}, or join the tables directly"), Some(with)));
+    }
+    if let Some(limit) = &query.limit_clause {
+        refusals.push(problem(format!("LIMIT/OFFSET keeps rows of other days out: {USE_CONCURRENTLY}"), Some(limit)));
+    }
+    if query.fetch.is_some() {
+        refusals.push(problem(format!("FETCH keeps rows of other days out: {USE_CONCURRENTLY}"), None));
+    }
+    refusals
+}
+
+/// The configured key, each column one of the SELECT's, none twice.
+fn given_key(key: &[String], columns: &[String]) -> Result<Vec<String>, Problem> {
+    for (index, column) in key.iter().enumerate() {
+        if !columns.contains(column) {
+            return Err(problem(
+                format!("key column `{column}` is not a column of the SELECT (its columns: {})", columns.join(", ")),
+                None,
+            ));
+        }
+        if key[..index].contains(column) {
+            return Err(problem(format!("key column `{column}` is listed twice (position {})", index + 1), None));
+        }
+    }
+    Ok(key.to_vec())
+}
+
+/// The tables other than `fact`, each with the equality that joins it to
+/// the fact table; one that has none is refused for incremental mode.
+fn joins_to(fact: &Table, tables: &[Table], refusals: &mut Vec<Problem>) -> Vec<Join> {
+    let mut joins = Vec::new();
+    for table in tables.iter().filter(|t| t.alias != fact.alias) {
+        match table.equality.iter().find(|(_, other, _)| *other == fact.alias) {
+            Some((column, _, fact_column)) => {
+                joins.push(Join { table: table.name.clone(), column: column.clone(), fact_column: fact_column.clone() })
+            }
+            None => refusals.push(problem(
+                format!(
+                    "`{}` is not joined to the fact table `{}` by an equality of columns (JOIN {} ON {}.col = {}.col): \
+                     a change to it would dirty no day; {USE_CONCURRENTLY}",
+                    table.name, fact.name, table.name, table.alias, fact.alias
+                ),
+                table.place.as_ref().map(|p| p as &dyn Spanned),
+            )),
+        }
+    }
+    joins
 }
 
 /// Each output column's name (its alias, or the name PostgreSQL gives a
@@ -227,7 +246,7 @@ fn implicit_name(expr: &Expr) -> Option<String> {
 }
 
 /// An identifier as PostgreSQL reads it: lower-cased unless quoted.
-fn ident(id: &Ident) -> String {
+pub(super) fn ident(id: &Ident) -> String {
     match id.quote_style {
         Some(_) => id.value.clone(),
         None => id.value.to_lowercase(),
@@ -308,112 +327,11 @@ fn day_of(expr: &Expr) -> Option<(Option<String>, String, Option<String>)> {
     }
 }
 
-fn column_of(expr: &Expr) -> Option<(Option<String>, String)> {
+pub(super) fn column_of(expr: &Expr) -> Option<(Option<String>, String)> {
     match expr {
         Expr::Identifier(column) => Some((None, ident(column))),
         Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((Some(ident(&parts[0])), ident(&parts[1]))),
         _ => None,
-    }
-}
-
-/// A table of the FROM clause.
-struct Table {
-    name: String,
-    alias: String,
-    /// Equalities of its join condition: (its column, other alias, other column).
-    equality: Vec<(String, String, String)>,
-    place: Option<ObjectName>,
-}
-
-fn tables(select: &sqlparser::ast::Select, refusals: &mut Vec<Problem>) -> Result<Vec<Table>, Problem> {
-    let mut tables = Vec::new();
-    if select.from.is_empty() {
-        return Err(problem("reads no table (no FROM): an aggregate's day comes from a table", None));
-    }
-    if select.from.len() > 1 {
-        refusals.push(problem(
-            format!("a comma join (FROM a, b): write JOIN ... ON a.col = b.col; else {USE_CONCURRENTLY}"),
-            Some(&select.from[1].relation),
-        ));
-    }
-    for from in &select.from {
-        tables.extend(factor(&from.relation, refusals));
-        for join in &from.joins {
-            let Some(mut table) = factor(&join.relation, refusals) else { continue };
-            let constraint = match &join.join_operator {
-                JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
-                    Some(c)
-                }
-                _ => None,
-            };
-            match constraint {
-                Some(JoinConstraint::On(on)) => {
-                    for (a, b) in equalities(on) {
-                        if a.0 == table.alias {
-                            table.equality.push((a.1, b.0, b.1));
-                        } else if b.0 == table.alias {
-                            table.equality.push((b.1, a.0, a.1));
-                        }
-                    }
-                }
-                Some(JoinConstraint::Using(columns)) => {
-                    let previous = tables.last().map(|t: &Table| t.alias.clone()).unwrap_or_default();
-                    for column in columns {
-                        if let Some(name) = column.0.last().and_then(ObjectNamePart::as_ident) {
-                            table.equality.push((ident(name), previous.clone(), ident(name)));
-                        }
-                    }
-                }
-                _ => refusals.push(problem(
-                    format!("a join that is not [LEFT] JOIN ... ON an equality: {USE_CONCURRENTLY}"),
-                    Some(&join.relation),
-                )),
-            }
-            tables.push(table);
-        }
-    }
-    Ok(tables)
-}
-
-fn factor(relation: &TableFactor, refusals: &mut Vec<Problem>) -> Option<Table> {
-    match relation {
-        TableFactor::Table { name, alias, args: None, .. } => {
-            let parts: Vec<String> = name.0.iter().filter_map(ObjectNamePart::as_ident).map(ident).collect();
-            let alias = alias.as_ref().map(|a| ident(&a.name)).or_else(|| parts.last().cloned()).unwrap_or_default();
-            Some(Table { name: parts.join("."), alias, equality: Vec::new(), place: Some(name.clone()) })
-        }
-        other => {
-            refusals.push(problem(
-                format!("`{other}` is not a table (a subquery or a function in FROM): {USE_CONCURRENTLY}"),
-                Some(other),
-            ));
-            let alias = match other {
-                TableFactor::Derived { alias: Some(alias), .. } | TableFactor::Function { alias: Some(alias), .. } => {
-                    ident(&alias.name)
-                }
-                _ => return None,
-            };
-            Some(Table { name: format!("({alias})"), alias, equality: Vec::new(), place: None })
-        }
-    }
-}
-
-type ColumnRef = (String, String);
-
-/// The `a.x = b.y` conjuncts of a condition.
-fn equalities(on: &Expr) -> Vec<(ColumnRef, ColumnRef)> {
-    match on {
-        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
-            let mut found = equalities(left);
-            found.extend(equalities(right));
-            found
-        }
-        Expr::Nested(inner) => equalities(inner),
-        Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => match (column_of(left), column_of(right)) {
-            (Some((Some(a), x)), Some((Some(b), y))) => vec![((a, x), (b, y))],
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
     }
 }
 
@@ -451,40 +369,4 @@ fn expression_refusals(query: &Query, day: &Expr) -> Vec<Problem> {
         ControlFlow::<()>::Continue(())
     });
     found
-}
-
-/// Qualifies every table name with its schema (`public` when none is
-/// written) and lower-cases unquoted names, in place; a common table
-/// expression's name and a function in FROM are left as they are.
-fn qualify_tables(query: &mut Query) {
-    let ctes: Vec<String> =
-        query.with.iter().flat_map(|with| with.cte_tables.iter().map(|cte| ident(&cte.alias.name))).collect();
-    let _ = query.visit(&mut Qualify { ctes });
-}
-
-struct Qualify {
-    ctes: Vec<String>,
-}
-
-impl VisitorMut for Qualify {
-    type Break = ();
-
-    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        if let TableFactor::Table { name, args: None, .. } = factor {
-            let cte = name.0.len() == 1 && name.0[0].as_ident().is_some_and(|id| self.ctes.contains(&ident(id)));
-            if !cte {
-                if name.0.len() == 1 {
-                    name.0.insert(0, ObjectNamePart::Identifier(Ident::new("public")));
-                }
-                for part in name.0.iter_mut() {
-                    if let ObjectNamePart::Identifier(id) = part
-                        && id.quote_style.is_none()
-                    {
-                        id.value = id.value.to_lowercase();
-                    }
-                }
-            }
-        }
-        ControlFlow::Continue(())
-    }
 }
