@@ -108,15 +108,16 @@ pub fn declare(
     if incremental && let Some(problem) = &reading.not_incremental {
         return Err(fail(problem.clone()));
     }
-    let aggregate_of = |table: &str| table.strip_prefix("reporting.").filter(|n| is_aggregate(n)).map(leak);
-    let mut depends_on: Vec<&'static str> = Vec::new();
+    let aggregate_of = |table: &str| table.strip_prefix("reporting.").filter(|n| is_aggregate(n)).map(str::to_string);
+    let mut inputs: Vec<String> = Vec::new();
     for table in std::iter::once(&reading.fact).chain(reading.joins.iter().map(|j| &j.table)) {
         if let Some(input) = aggregate_of(table)
-            && !depends_on.contains(&input)
+            && !inputs.contains(&input)
         {
-            depends_on.push(input);
+            inputs.push(input);
         }
     }
+    let depends_on: Vec<&'static str> = inputs.iter().map(|input| leak(input)).collect();
     if incremental && let Some(join) = reading.joins.iter().find(|j| aggregate_of(&j.table).is_some()) {
         return Err(fail(Problem {
             message: format!(

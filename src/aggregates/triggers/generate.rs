@@ -8,6 +8,7 @@ use crate::config::{Config, Mode};
 use crate::db::sql::quote_ident_if_needed;
 use crate::db::template::render;
 use crate::db::{quote_ident, quote_literal};
+use owners::{Owner, owners};
 
 pub(super) const OPERATIONS: &[&str] = &["insert", "update", "delete", "truncate"];
 
@@ -165,56 +166,6 @@ pub fn generate(config: &Config, tracked: &[&'static Aggregate], table: &'static
     Some(TriggerSet { table, functions, triggers })
 }
 
-/// Whom a mark is for: one aggregate, or several whose rule is the same
-/// (a shared mark: one row a statement, whatever their number; each
-/// member's claim takes it, sql/incremental/claim.sql).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Owner<'a> {
-    One(&'a str),
-    Shared(Vec<&'a str>),
-}
-
-impl<'a> Owner<'a> {
-    /// The mark's `aggregate` and `members` columns, as SQL.
-    fn columns(&self) -> (String, String) {
-        match self {
-            Owner::One(name) => (quote_literal(name), "NULL::text[]".to_string()),
-            Owner::Shared(names) => {
-                let names: Vec<String> = names.iter().map(|n| quote_literal(n)).collect();
-                ("NULL::text".to_string(), format!("ARRAY[{}]::text[]", names.join(", ")))
-            }
-        }
-    }
-
-    fn names(&self) -> Vec<&'a str> {
-        match self {
-            Owner::One(name) => vec![name],
-            Owner::Shared(names) => names.clone(),
-        }
-    }
-
-    fn one(&self) -> Option<&'a str> {
-        match self {
-            Owner::One(name) => Some(name),
-            Owner::Shared(_) => None,
-        }
-    }
-}
-
-/// The watching rules by owner: the equal day rules of aggregates without a
-/// live key (whose marks carry nothing of their own) share one owner.
-fn owners<'a>(watchers: &[(&'a str, DirtyRule)], keyed: &[(&str, LiveKey)]) -> Vec<(Owner<'a>, DirtyRule)> {
-    let mut owners: Vec<(Owner<'a>, DirtyRule, bool)> = Vec::new();
-    for (aggregate, rule) in watchers {
-        let shareable = matches!(rule, DirtyRule::DayOf { .. }) && !keyed.iter().any(|(name, _)| name == aggregate);
-        match owners.iter_mut().find(|(_, r, s)| *s && shareable && r == rule) {
-            Some((owner, _, _)) => *owner = Owner::Shared([owner.names(), vec![*aggregate]].concat()),
-            None => owners.push((Owner::One(aggregate), *rule, shareable)),
-        }
-    }
-    owners.into_iter().map(|(owner, rule, _)| (owner, rule)).collect()
-}
-
 /// For INSERT and DELETE: one statement per day column, grouping the
 /// transition table once by day and emitting a mark per day for every rule
 /// on that column (and the touch window, on `occurred_at`).
@@ -370,5 +321,6 @@ pub fn qualified(table: &str) -> String {
     table.split('.').map(quote_ident).collect::<Vec<_>>().join(".")
 }
 
+mod owners;
 #[cfg(test)]
 mod tests;

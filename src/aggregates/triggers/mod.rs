@@ -121,21 +121,8 @@ async fn install_all(
         if installed == fingerprint && (wanted.is_none() || complete) && (wanted.is_some() || present == 0) {
             continue;
         }
-        let installed = async {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind(TRIGGER_LOCK_CLASS)
-                .bind(*table)
-                .execute(&mut *tx)
-                .await?;
-            crate::db::set_local_timeouts(&mut tx, &config.database).await?;
-            match (wanted, &fingerprint) {
-                (Some(set), Some(fingerprint)) => install(&mut tx, set, fingerprint).await?,
-                _ => uninstall(&mut tx, table).await?,
-            }
-            tx.commit().await
-        };
-        match installed.await {
+        let wanted = wanted.as_ref().zip(fingerprint.as_deref());
+        match apply(pool, config, table, wanted).await {
             Ok(()) => tracing::info!(table, installed = wanted.is_some(), "invalidation triggers updated"),
             // A connection lost is everyone's failure; a table that
             // refuses is its readers' alone.
@@ -152,15 +139,7 @@ async fn install_all(
             .fetch_all(pool)
             .await?;
     for table in orphans {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind(TRIGGER_LOCK_CLASS)
-            .bind(&table)
-            .execute(&mut *tx)
-            .await?;
-        crate::db::set_local_timeouts(&mut tx, &config.database).await?;
-        uninstall(&mut tx, &table).await?;
-        tx.commit().await?;
+        apply(pool, config, &table, None).await?;
         tracing::info!(table, "invalidation triggers removed: no configured aggregate reads the table");
     }
     if generate(config, tracked, "marketing.events").is_some() {
@@ -168,6 +147,28 @@ async fn install_all(
     }
     mark_untracked_stale(pool, config).await?;
     Ok(failures)
+}
+
+/// Installs `wanted` (a trigger set and its fingerprint) on `table`, or
+/// removes its triggers, in one transaction holding the table's trigger lock.
+async fn apply(
+    pool: &PgPool,
+    config: &Config,
+    table: &str,
+    wanted: Option<(&TriggerSet, &str)>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(TRIGGER_LOCK_CLASS)
+        .bind(table)
+        .execute(&mut *tx)
+        .await?;
+    crate::db::set_local_timeouts(&mut tx, &config.database).await?;
+    match wanted {
+        Some((set, fingerprint)) => install(&mut tx, set, fingerprint).await?,
+        None => uninstall(&mut tx, table).await?,
+    }
+    tx.commit().await
 }
 
 /// A disabled incremental aggregate gets no marks, so its table falls
